@@ -4,7 +4,7 @@
 use core::fmt;
 
 /// Errors of `fhe-core`. Variants carry the offending values; see the `Display` impl for wording.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
     /// `log N` outside the supported range.
