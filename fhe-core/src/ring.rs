@@ -1,1 +1,768 @@
-//! placeholder
+//! RNS polynomials over `Z_Q[X]/(X^N + 1)` with the representation in the type.
+//!
+//! An [`RnsContext`] holds the modulus chain `q_0 … q_L` (the ciphertext modulus Q) and the
+//! special primes `p_0 … p_{k-1}` (P, used only inside key switching), their NTT tables and the
+//! constants for rescaling, basis extension and division by P.
+//!
+//! A [`Poly<R>`] stores its limbs contiguously: `q_0 … q_level`, then, if it is extended,
+//! `p_0 … p_{k-1}`. `R` is [`Coeff`] (coefficients) or [`Ntt`] (evaluations in the NTT order of
+//! [`crate::ntt`]); products exist only for `Poly<Ntt>`, so mixing domains does not compile.
+//!
+//! Allocation: every hot operation exists in an `_into`/`_assign` form that does not allocate
+//! when the output already has the capacity (see the `*_scratch_len` functions for the scratch
+//! it needs); `_new`-style helpers allocate.
+
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::Error;
+use crate::math::Modulus;
+use crate::ntt::{NttTable, automorphism_permutation};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The representation of a [`Poly`]: [`Coeff`] or [`Ntt`].
+pub trait Representation: sealed::Sealed + Copy + core::fmt::Debug + Default {}
+
+/// Coefficient representation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Coeff;
+/// Evaluation (NTT) representation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ntt;
+impl sealed::Sealed for Coeff {}
+impl sealed::Sealed for Ntt {}
+impl Representation for Coeff {}
+impl Representation for Ntt {}
+
+/// Precomputed exact (centred) base conversion from a basis `B = {b_j}` to target moduli.
+///
+/// For `y` given by its residues mod each `b_j`, computes the residues of the centred
+/// representative `x ∈ (-B/2, B/2)` of `y mod B` modulo each target `t`:
+/// `x = Σ_j [y_j (B/b_j)^-1]_{b_j} (B/b_j) − v B`, with `v` the nearest integer to
+/// `Σ_j [y_j (B/b_j)^-1]_{b_j} / b_j`, computed in f64. This is exact except when `y mod B` lies
+/// within about `k·2^-52·B` of `B/2`, where the result may be off by exactly `B` (harmless for
+/// every use here: it changes a rounding by one unit).
+#[derive(Clone, Debug)]
+pub struct BaseConverter {
+    src: Vec<Modulus>,
+    dst: Vec<Modulus>,
+    /// `(B/b_j)^-1 mod b_j` and its Shoup constant.
+    hat_inv: Vec<(u64, u64)>,
+    /// `1 / b_j` as f64.
+    src_inv_f64: Vec<f64>,
+    /// Row-major `[dst][src]`: `(B/b_j) mod t_i`.
+    hat_mod_dst: Vec<u64>,
+    /// `B mod t_i`.
+    b_mod_dst: Vec<u64>,
+}
+
+impl BaseConverter {
+    /// Tables for converting from `src` to `dst` (all distinct primes).
+    pub fn new(src: &[Modulus], dst: &[Modulus]) -> Self {
+        let hat_inv = src
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let hat = src
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != j)
+                    .fold(1u64, |acc, (_, o)| m.mul(acc, m.reduce(o.value())));
+                let inv = m.inv(hat).unwrap_or(0);
+                (inv, m.shoup(inv))
+            })
+            .collect();
+        let mut hat_mod_dst = Vec::with_capacity(src.len() * dst.len());
+        let mut b_mod_dst = Vec::with_capacity(dst.len());
+        for t in dst {
+            for j in 0..src.len() {
+                let hat = src
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != j)
+                    .fold(1u64, |acc, (_, o)| t.mul(acc, t.reduce(o.value())));
+                hat_mod_dst.push(hat);
+            }
+            b_mod_dst.push(src.iter().fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value()))));
+        }
+        Self {
+            src: src.to_vec(),
+            dst: dst.to_vec(),
+            hat_inv,
+            src_inv_f64: src.iter().map(|m| 1.0 / m.value() as f64).collect(),
+            hat_mod_dst,
+            b_mod_dst,
+        }
+    }
+
+    /// Number of source moduli.
+    pub fn src_len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// Number of target moduli.
+    pub fn dst_len(&self) -> usize {
+        self.dst.len()
+    }
+
+    /// Scratch (in u64 words) that [`BaseConverter::convert`] needs for `n` coefficients.
+    pub fn scratch_len(&self, n: usize) -> usize {
+        n * self.src.len()
+    }
+
+    /// First half of a conversion: `z_j = [y_j · (B/b_j)^-1]_{b_j}` for the `src_len` limbs of
+    /// `n` residues in `src`, into `z` (`src_len · n` words).
+    pub fn prepare(&self, src: &[u64], z: &mut [u64], n: usize) {
+        for ((zl, yl), (m, &(hi, his))) in
+            z.chunks_exact_mut(n).zip(src.chunks_exact(n)).zip(self.src.iter().zip(&self.hat_inv))
+        {
+            for (zc, &yc) in zl.iter_mut().zip(yl) {
+                *zc = m.mul_shoup(yc, hi, his);
+            }
+        }
+    }
+
+    /// Second half: target row `row` of the conversion, from the `z` of
+    /// [`BaseConverter::prepare`], into `out` (`n` words).
+    pub fn row(&self, z: &[u64], row: usize, out: &mut [u64], n: usize) {
+        let k = self.src.len();
+        let (Some(t), Some(hats), Some(&b_mod)) = (
+            self.dst.get(row),
+            self.hat_mod_dst.get(row * k..(row + 1) * k),
+            self.b_mod_dst.get(row),
+        ) else {
+            return;
+        };
+        for (c, oc) in out.iter_mut().enumerate().take(n) {
+            let mut f = 0.0f64;
+            let mut acc = 0u64;
+            for ((zl, &h), &inv) in z.chunks_exact(n).zip(hats).zip(&self.src_inv_f64) {
+                let zc = zl.get(c).copied().unwrap_or(0);
+                f += zc as f64 * inv;
+                acc = t.add(acc, t.mul(t.reduce(zc), h));
+            }
+            let v = libm::round(f) as u64;
+            *oc = t.sub(acc, t.mul(t.reduce(v), b_mod));
+        }
+    }
+
+    /// Converts `n` coefficients: `src` holds `src_len` limbs of `n` residues (coefficient
+    /// domain), `dst` receives the first `dst.len() / n` target limbs. `scratch` needs
+    /// [`BaseConverter::scratch_len`] words.
+    pub fn convert(&self, src: &[u64], dst: &mut [u64], n: usize, scratch: &mut [u64]) {
+        let len = (self.src.len() * n).min(scratch.len());
+        let z = scratch.get_mut(..len).unwrap_or_default();
+        self.prepare(src, z, n);
+        for (row, out) in dst.chunks_exact_mut(n).enumerate() {
+            self.row(z, row, out, n);
+        }
+    }
+}
+
+/// Moduli, NTT tables and precomputed RNS constants for one ring dimension and chain.
+#[derive(Debug)]
+pub struct RnsContext {
+    log_n: u32,
+    n: usize,
+    q: Vec<Modulus>,
+    p: Vec<Modulus>,
+    /// NTT tables for q_0..q_L then p_0..p_{k-1}.
+    ntt: Vec<NttTable>,
+    /// For rescaling level l → l-1: `q_l^-1 mod q_i` (with Shoup), `i < l`; row `l` of a
+    /// triangular table stored flat: entries for l start at `l(l-1)/2`.
+    rescale_inv: Vec<(u64, u64)>,
+    /// For Garner's algorithm: `q_k^-1 mod q_j` for `k < j`, row j at `j(j-1)/2`.
+    garner_inv: Vec<u64>,
+    /// `P^-1 mod q_i` with Shoup.
+    p_inv_mod_q: Vec<(u64, u64)>,
+    /// Exact conversion P → Q (all levels use a prefix of the targets).
+    p_to_q: Option<BaseConverter>,
+    /// Exact conversion Q_l → P for each level l.
+    q_to_p: Vec<BaseConverter>,
+}
+
+impl RnsContext {
+    /// A context for `N = 2^log_n` with chain `q` and special primes `p`. The primes must be
+    /// distinct, NTT-friendly for this N and below 2^62 (checked again here; full validation,
+    /// including primality and security, is [`crate::params`]'s job).
+    pub fn new(log_n: u32, q: &[u64], p: &[u64]) -> Result<Self, Error> {
+        if q.is_empty() {
+            return Err(Error::EmptyModulusChain);
+        }
+        let n = 1usize << log_n;
+        let qm = q.iter().map(|&v| Modulus::new(v)).collect::<Result<Vec<_>, _>>()?;
+        let pm = p.iter().map(|&v| Modulus::new(v)).collect::<Result<Vec<_>, _>>()?;
+        let ntt = qm
+            .iter()
+            .chain(&pm)
+            .map(|&m| NttTable::new(m, log_n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rescale_inv = Vec::new();
+        for (l, ql) in qm.iter().enumerate().skip(1) {
+            for qi in qm.iter().take(l) {
+                let inv = qi.inv(ql.value()).ok_or(Error::DuplicateModulus { modulus: ql.value() })?;
+                rescale_inv.push((inv, qi.shoup(inv)));
+            }
+        }
+        let mut garner_inv = Vec::new();
+        for (j, qj) in qm.iter().enumerate().skip(1) {
+            for qk in qm.iter().take(j) {
+                garner_inv.push(qj.inv(qk.value()).ok_or(Error::DuplicateModulus { modulus: qk.value() })?);
+            }
+        }
+        let mut p_inv_mod_q = Vec::with_capacity(qm.len());
+        for qi in &qm {
+            let pp = pm.iter().fold(1u64, |acc, pj| qi.mul(acc, qi.reduce(pj.value())));
+            let inv = qi.inv(pp).ok_or(Error::DuplicateModulus { modulus: qi.value() })?;
+            p_inv_mod_q.push((inv, qi.shoup(inv)));
+        }
+        let p_to_q = (!pm.is_empty()).then(|| BaseConverter::new(&pm, &qm));
+        let q_to_p = if pm.is_empty() {
+            Vec::new()
+        } else {
+            (1..=qm.len()).map(|l| BaseConverter::new(qm.get(..l).unwrap_or(&[]), &pm)).collect()
+        };
+        Ok(Self { log_n, n, q: qm, p: pm, ntt, rescale_inv, garner_inv, p_inv_mod_q, p_to_q, q_to_p })
+    }
+
+    /// `log2 N`.
+    pub fn log_n(&self) -> u32 {
+        self.log_n
+    }
+    /// The ring dimension N.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// The Q chain.
+    pub fn q(&self) -> &[Modulus] {
+        &self.q
+    }
+    /// The special primes P.
+    pub fn p(&self) -> &[Modulus] {
+        &self.p
+    }
+    /// The top level L (number of Q primes minus one).
+    pub fn max_level(&self) -> usize {
+        self.q.len() - 1
+    }
+    /// NTT tables, Q then P.
+    pub fn ntt_tables(&self) -> &[NttTable] {
+        &self.ntt
+    }
+    /// Exact base converter Q_level → P, if there are special primes.
+    pub fn q_to_p(&self, level: usize) -> Option<&BaseConverter> {
+        self.q_to_p.get(level)
+    }
+    /// Exact base converter P → Q, if there are special primes.
+    pub fn p_to_q(&self) -> Option<&BaseConverter> {
+        self.p_to_q.as_ref()
+    }
+
+    /// Moduli and NTT tables of the limbs of a polynomial at `level`, extended by P or not.
+    fn limb_tables(&self, level: usize, ext: bool) -> impl Iterator<Item = &NttTable> {
+        let p_start = self.q.len();
+        self.ntt.iter().take(level + 1).chain(self.ntt.iter().skip(p_start).take(if ext {
+            self.p.len()
+        } else {
+            0
+        }))
+    }
+
+    /// The residues of the integer `x` modulo each limb of a polynomial at `level`.
+    pub fn scalar_from_i64(&self, x: i64, level: usize, ext: bool) -> Vec<u64> {
+        self.limb_tables(level, ext).map(|t| t.modulus().reduce_i64(x)).collect()
+    }
+
+    /// The NTT-domain index permutation of the automorphism `X → X^k` (`k` odd).
+    pub fn galois_permutation(&self, k: usize) -> Vec<u32> {
+        automorphism_permutation(self.log_n, k).into_iter().map(|i| i as u32).collect()
+    }
+
+    /// Scratch (u64 words) for [`Poly::rescale_assign`].
+    pub fn rescale_scratch_len(&self) -> usize {
+        self.n
+    }
+
+    /// Scratch (u64 words) for [`Poly::mod_down_assign`].
+    pub fn mod_down_scratch_len(&self) -> usize {
+        self.n * (self.p.len() + 1)
+    }
+
+    /// Scratch (u64 words) for [`Poly::extend_to_p_assign`].
+    pub fn extend_scratch_len(&self) -> usize {
+        self.n * self.q.len()
+    }
+}
+
+/// A polynomial in RNS form: limbs `q_0 … q_level` and, if extended, `p_0 … p_{k-1}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Poly<R: Representation> {
+    n: usize,
+    q_limbs: usize,
+    p_limbs: usize,
+    data: Vec<u64>,
+    _repr: PhantomData<R>,
+}
+
+impl<R: Representation> core::fmt::Debug for Poly<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Poly")
+            .field("repr", &R::default())
+            .field("n", &self.n)
+            .field("level", &self.level())
+            .field("p_limbs", &self.p_limbs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Representation> zeroize::Zeroize for Poly<R> {
+    fn zeroize(&mut self) {
+        self.data.zeroize();
+    }
+}
+
+impl<R: Representation> Poly<R> {
+    /// The zero polynomial at `level`, extended by the special primes if `ext`.
+    pub fn zero(ctx: &RnsContext, level: usize, ext: bool) -> Self {
+        let p_limbs = if ext { ctx.p.len() } else { 0 };
+        Self {
+            n: ctx.n,
+            q_limbs: level + 1,
+            p_limbs,
+            data: alloc::vec![0; ctx.n * (level + 1 + p_limbs)],
+            _repr: PhantomData,
+        }
+    }
+
+    /// Builds a polynomial from raw limbs (checked: length and reduction of every residue).
+    pub fn from_limbs(ctx: &RnsContext, level: usize, ext: bool, data: Vec<u64>) -> Result<Self, Error> {
+        if level > ctx.max_level() {
+            return Err(Error::LevelTooLow { have: ctx.max_level(), need: level });
+        }
+        let p_limbs = if ext { ctx.p.len() } else { 0 };
+        let want = ctx.n * (level + 1 + p_limbs);
+        if data.len() != want {
+            return Err(Error::LengthMismatch { what: "polynomial limbs", expected: want, found: data.len() });
+        }
+        for (j, (limb, t)) in data.chunks_exact(ctx.n).zip(ctx.limb_tables(level, ext)).enumerate() {
+            let q = t.modulus().value();
+            if limb.iter().any(|&c| c >= q) {
+                return Err(Error::CoefficientNotReduced { limb: j, modulus: q });
+            }
+        }
+        Ok(Self { n: ctx.n, q_limbs: level + 1, p_limbs, data, _repr: PhantomData })
+    }
+
+    /// The level (number of Q limbs minus one).
+    pub fn level(&self) -> usize {
+        self.q_limbs - 1
+    }
+    /// Whether the polynomial carries the special-prime limbs.
+    pub fn is_extended(&self) -> bool {
+        self.p_limbs > 0
+    }
+    /// Ring dimension.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// All residues, limb after limb.
+    pub fn data(&self) -> &[u64] {
+        &self.data
+    }
+    /// All residues, mutable (the caller keeps them reduced).
+    pub fn data_mut(&mut self) -> &mut [u64] {
+        &mut self.data
+    }
+    /// Limb `j` (Q limbs first, then P limbs).
+    pub fn limb(&self, j: usize) -> Option<&[u64]> {
+        self.data.chunks_exact(self.n).nth(j)
+    }
+    /// Limb `j`, mutable.
+    pub fn limb_mut(&mut self, j: usize) -> Option<&mut [u64]> {
+        self.data.chunks_exact_mut(self.n).nth(j)
+    }
+
+    fn same_shape(&self, other: &Self) -> Result<(), Error> {
+        if self.q_limbs != other.q_limbs || self.p_limbs != other.p_limbs || self.n != other.n {
+            return Err(Error::LengthMismatch {
+                what: "polynomial limbs",
+                expected: self.data.len(),
+                found: other.data.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes `out` the same shape as `self` without reallocating when it has the capacity.
+    fn shape_like<S: Representation>(&self, out: &mut Poly<S>) {
+        out.n = self.n;
+        out.q_limbs = self.q_limbs;
+        out.p_limbs = self.p_limbs;
+        out.data.resize(self.data.len(), 0);
+    }
+
+    fn zip_limbs<'a>(
+        &'a mut self,
+        ctx: &'a RnsContext,
+        other: &'a Self,
+    ) -> impl Iterator<Item = (&'a Modulus, &'a mut [u64], &'a [u64])> {
+        let n = self.n;
+        let tables = ctx.limb_tables(self.level(), self.is_extended());
+        tables
+            .zip(self.data.chunks_exact_mut(n))
+            .zip(other.data.chunks_exact(n))
+            .map(|((t, a), b)| (t.modulus(), a, b))
+    }
+
+    /// `self += other`.
+    pub fn add_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
+        self.same_shape(other)?;
+        for (m, a, b) in self.zip_limbs(ctx, other) {
+            a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.add(*x, y));
+        }
+        Ok(())
+    }
+
+    /// `self -= other`.
+    pub fn sub_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
+        self.same_shape(other)?;
+        for (m, a, b) in self.zip_limbs(ctx, other) {
+            a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.sub(*x, y));
+        }
+        Ok(())
+    }
+
+    /// `self = -self`.
+    pub fn neg_assign(&mut self, ctx: &RnsContext) {
+        let n = self.n;
+        for (t, a) in ctx.limb_tables(self.level(), self.is_extended()).zip(self.data.chunks_exact_mut(n)) {
+            let m = t.modulus();
+            a.iter_mut().for_each(|x| *x = m.neg(*x));
+        }
+    }
+
+    /// `out = self + other`.
+    pub fn add_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
+        self.same_shape(other)?;
+        self.shape_like(out);
+        out.data.copy_from_slice(&self.data);
+        out.add_assign(ctx, other)
+    }
+
+    /// `out = self - other`.
+    pub fn sub_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
+        self.same_shape(other)?;
+        self.shape_like(out);
+        out.data.copy_from_slice(&self.data);
+        out.sub_assign(ctx, other)
+    }
+
+    /// Multiplies limb `j` by `scalar[j]` (one residue per limb, reduced), e.g. from
+    /// [`RnsContext::scalar_from_i64`].
+    pub fn mul_scalar_assign(&mut self, ctx: &RnsContext, scalar: &[u64]) -> Result<(), Error> {
+        let limbs = self.q_limbs + self.p_limbs;
+        if scalar.len() != limbs {
+            return Err(Error::LengthMismatch { what: "RNS scalar", expected: limbs, found: scalar.len() });
+        }
+        let n = self.n;
+        for ((t, a), &s) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(self.data.chunks_exact_mut(n))
+            .zip(scalar)
+        {
+            let m = t.modulus();
+            let ss = m.shoup(s);
+            a.iter_mut().for_each(|x| *x = m.mul_shoup(*x, s, ss));
+        }
+        Ok(())
+    }
+
+    /// Drops Q limbs down to `level` (keeps the P limbs if extended). Never allocates.
+    pub fn drop_to_level(&mut self, level: usize) -> Result<(), Error> {
+        if level > self.level() {
+            return Err(Error::LevelTooLow { have: self.level(), need: level });
+        }
+        let n = self.n;
+        let keep = (level + 1) * n;
+        let p_start = self.q_limbs * n;
+        let p_len = self.p_limbs * n;
+        self.data.copy_within(p_start..p_start + p_len, keep);
+        self.data.truncate(keep + p_len);
+        self.q_limbs = level + 1;
+        Ok(())
+    }
+
+    /// A polynomial with the given small signed coefficients (secrets, errors), reduced into
+    /// every limb branch-free. Coefficient domain; convert with [`Poly::into_ntt`].
+    pub fn from_small(ctx: &RnsContext, level: usize, ext: bool, coeffs: &[i64]) -> Result<Poly<Coeff>, Error> {
+        if coeffs.len() != ctx.n {
+            return Err(Error::LengthMismatch { what: "small polynomial", expected: ctx.n, found: coeffs.len() });
+        }
+        let mut p = Poly::<Coeff>::zero(ctx, level, ext);
+        let n = ctx.n;
+        for (t, limb) in ctx.limb_tables(level, ext).zip(p.data.chunks_exact_mut(n)) {
+            let m = t.modulus();
+            limb.iter_mut().zip(coeffs).for_each(|(x, &c)| *x = m.reduce_i64(c));
+        }
+        Ok(p)
+    }
+}
+
+impl Poly<Ntt> {
+    /// A polynomial with independent uniform residues (uniform mod `Q·P` by the CRT), drawn in
+    /// the NTT domain directly (the NTT is a bijection).
+    pub fn uniform<G: RngCore + CryptoRng>(ctx: &RnsContext, level: usize, ext: bool, rng: &mut G) -> Self {
+        let mut p = Self::zero(ctx, level, ext);
+        let n = ctx.n;
+        for (t, limb) in ctx.limb_tables(level, ext).zip(p.data.chunks_exact_mut(n)) {
+            crate::sampling::uniform_mod(rng, t.modulus().value(), limb);
+        }
+        p
+    }
+
+    /// `self *= other` (pointwise).
+    pub fn mul_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
+        self.same_shape(other)?;
+        for (m, a, b) in self.zip_limbs(ctx, other) {
+            a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.mul(*x, y));
+        }
+        Ok(())
+    }
+
+    /// `out = self * other` (pointwise).
+    pub fn mul_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
+        self.same_shape(other)?;
+        self.shape_like(out);
+        out.data.copy_from_slice(&self.data);
+        out.mul_assign(ctx, other)
+    }
+
+    /// `self += a * b` (pointwise multiply-accumulate).
+    pub fn mul_add_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
+        self.same_shape(a)?;
+        self.same_shape(b)?;
+        let n = self.n;
+        for (((t, acc), x), y) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(self.data.chunks_exact_mut(n))
+            .zip(a.data.chunks_exact(n))
+            .zip(b.data.chunks_exact(n))
+        {
+            let m = t.modulus();
+            for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+                *c = m.add(*c, m.mul(u, v));
+            }
+        }
+        Ok(())
+    }
+
+    /// `out = σ_k(self)` for the automorphism `X → X^k`, given `perm =
+    /// ctx.galois_permutation(k)`. Never allocates when `out` has the capacity.
+    pub fn automorphism_into(&self, perm: &[u32], out: &mut Self) -> Result<(), Error> {
+        if perm.len() != self.n {
+            return Err(Error::LengthMismatch { what: "Galois permutation", expected: self.n, found: perm.len() });
+        }
+        self.shape_like(out);
+        let n = self.n;
+        for (src, dst) in self.data.chunks_exact(n).zip(out.data.chunks_exact_mut(n)) {
+            for (d, &j) in dst.iter_mut().zip(perm) {
+                *d = src.get(j as usize).copied().unwrap_or(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts to the coefficient representation in place (no allocation).
+    pub fn into_coeff(mut self, ctx: &RnsContext) -> Poly<Coeff> {
+        let n = self.n;
+        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(self.data.chunks_exact_mut(n)) {
+            // Lengths match by construction.
+            let _ = t.inverse(limb);
+        }
+        Poly { n, q_limbs: self.q_limbs, p_limbs: self.p_limbs, data: core::mem::take(&mut self.data), _repr: PhantomData }
+    }
+
+    /// `out = INTT(self)`, without allocating when `out` has the capacity.
+    pub fn to_coeff_into(&self, ctx: &RnsContext, out: &mut Poly<Coeff>) {
+        self.shape_like(out);
+        out.data.copy_from_slice(&self.data);
+        let n = self.n;
+        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(out.data.chunks_exact_mut(n)) {
+            let _ = t.inverse(limb);
+        }
+    }
+
+    /// Divides by the last Q prime with rounding (CKKS rescale): level `l` → `l − 1`.
+    /// `scratch` needs [`RnsContext::rescale_scratch_len`] words. Never allocates.
+    pub fn rescale_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
+        let l = self.level();
+        if l == 0 {
+            return Err(Error::LevelTooLow { have: 0, need: 1 });
+        }
+        if self.is_extended() {
+            return Err(Error::LengthMismatch { what: "rescale of a P-extended polynomial", expected: 0, found: self.p_limbs });
+        }
+        let n = self.n;
+        let have = scratch.len();
+        let tmp = scratch.get_mut(..n).ok_or(Error::LengthMismatch { what: "rescale scratch", expected: n, found: have })?;
+        let (head, last) = self.data.split_at_mut(l * n);
+        let tl = ctx.ntt.get(l).ok_or(Error::LevelTooLow { have: ctx.max_level(), need: l })?;
+        tl.inverse(last)?;
+        let ql = *tl.modulus();
+        let invs = ctx.rescale_inv.iter().skip(l * (l - 1) / 2).take(l);
+        for ((t, limb), &(inv, inv_s)) in ctx.ntt.iter().zip(head.chunks_exact_mut(n)).zip(invs) {
+            let m = t.modulus();
+            for (d, &s) in tmp.iter_mut().zip(last.iter()) {
+                *d = m.reduce_i64(ql.center(s));
+            }
+            t.forward(tmp)?;
+            for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
+                *a = m.mul_shoup(m.sub(*a, r), inv, inv_s);
+            }
+        }
+        self.data.truncate(l * n);
+        self.q_limbs = l;
+        Ok(())
+    }
+
+    /// Divides a P-extended polynomial by P with rounding and drops the P limbs (the last step
+    /// of hybrid key switching). `scratch` needs [`RnsContext::mod_down_scratch_len`] words.
+    pub fn mod_down_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
+        if !self.is_extended() {
+            return Err(Error::MissingSpecialPrimes);
+        }
+        let conv = ctx.p_to_q.as_ref().ok_or(Error::MissingSpecialPrimes)?;
+        let n = self.n;
+        let k = self.p_limbs;
+        let need = ctx.mod_down_scratch_len();
+        if scratch.len() < need {
+            return Err(Error::LengthMismatch { what: "mod-down scratch", expected: need, found: scratch.len() });
+        }
+        let (tmp, conv_scratch) = scratch.split_at_mut(n);
+        let q_len = self.q_limbs;
+        let (qpart, ppart) = self.data.split_at_mut(q_len * n);
+        for (t, limb) in ctx.ntt.iter().skip(ctx.q.len()).zip(ppart.chunks_exact_mut(n)) {
+            t.inverse(limb)?;
+        }
+        let z = conv_scratch.get_mut(..k * n).unwrap_or_default();
+        conv.prepare(ppart, z, n);
+        for (i, ((t, limb), &(inv, inv_s))) in
+            ctx.ntt.iter().zip(qpart.chunks_exact_mut(n)).zip(&ctx.p_inv_mod_q).enumerate()
+        {
+            conv.row(z, i, tmp, n);
+            t.forward(tmp)?;
+            let m = t.modulus();
+            for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
+                *a = m.mul_shoup(m.sub(*a, r), inv, inv_s);
+            }
+        }
+        self.data.truncate(q_len * n);
+        self.p_limbs = 0;
+        Ok(())
+    }
+}
+
+impl Poly<Coeff> {
+    /// Converts to the NTT representation in place (no allocation).
+    pub fn into_ntt(mut self, ctx: &RnsContext) -> Poly<Ntt> {
+        let n = self.n;
+        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(self.data.chunks_exact_mut(n)) {
+            let _ = t.forward(limb);
+        }
+        Poly { n, q_limbs: self.q_limbs, p_limbs: self.p_limbs, data: core::mem::take(&mut self.data), _repr: PhantomData }
+    }
+
+    /// `out = NTT(self)`, without allocating when `out` has the capacity.
+    pub fn to_ntt_into(&self, ctx: &RnsContext, out: &mut Poly<Ntt>) {
+        self.shape_like(out);
+        out.data.copy_from_slice(&self.data);
+        let n = self.n;
+        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(out.data.chunks_exact_mut(n)) {
+            let _ = t.forward(limb);
+        }
+    }
+
+    /// `out = σ_k(self)` for `X → X^k` (`k` odd) in the coefficient domain:
+    /// `X^i ↦ ±X^(i·k mod N)`.
+    pub fn automorphism_into(&self, ctx: &RnsContext, k: usize, out: &mut Self) {
+        self.shape_like(out);
+        let n = self.n;
+        let mask = 2 * n - 1;
+        for ((t, src), dst) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(self.data.chunks_exact(n))
+            .zip(out.data.chunks_exact_mut(n))
+        {
+            let m = t.modulus();
+            for (i, &c) in src.iter().enumerate() {
+                let e = (i * k) & mask;
+                let (idx, v) = if e < n { (e, c) } else { (e - n, m.neg(c)) };
+                if let Some(d) = dst.get_mut(idx) {
+                    *d = v;
+                }
+            }
+        }
+    }
+
+    /// Extends a polynomial over Q_level by the P limbs (exact centred base conversion); the
+    /// result is in the coefficient domain. `scratch` needs [`RnsContext::extend_scratch_len`].
+    pub fn extend_to_p_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
+        if self.is_extended() {
+            return Ok(());
+        }
+        let conv = ctx.q_to_p(self.level()).ok_or(Error::MissingSpecialPrimes)?;
+        let n = self.n;
+        let k = ctx.p.len();
+        let old = self.data.len();
+        self.data.resize(old + k * n, 0);
+        let (src, dst) = self.data.split_at_mut(old);
+        conv.convert(src, dst, n, scratch);
+        self.p_limbs = k;
+        Ok(())
+    }
+
+    /// The centred value of coefficient `i` as f64, reconstructed exactly (Garner's mixed-radix
+    /// algorithm with signed digits) from the Q limbs, then rounded once to f64.
+    pub fn coeff_f64(&self, ctx: &RnsContext, i: usize) -> f64 {
+        let mut digits = [0i64; 64];
+        self.signed_mixed_radix(ctx, i, &mut digits);
+        // x = d_0 + q_0 (d_1 + q_1 (d_2 + …)).
+        let l = self.q_limbs;
+        let mut acc = 0.0f64;
+        for (d, m) in digits.iter().take(l).zip(ctx.q.iter()).rev() {
+            acc = acc * m.value() as f64 + *d as f64;
+        }
+        acc
+    }
+
+    /// Signed mixed-radix digits `d_j ∈ [-(q_j-1)/2, (q_j-1)/2]` of the centred coefficient `i`:
+    /// `x = Σ d_j · q_0…q_{j-1}`. `digits` needs `level + 1` entries (at most 64 are used).
+    pub fn signed_mixed_radix(&self, ctx: &RnsContext, i: usize, digits: &mut [i64]) {
+        // y = x + H with H = (Q-1)/2, whose mixed-radix digits are (q_j - 1)/2; Garner on y:
+        // v_j = ((…((y_j − v_0) q_0^-1 − v_1) q_1^-1 …) − v_{j-1}) q_{j-1}^-1 mod q_j.
+        let n = self.n;
+        let l = self.q_limbs.min(digits.len()).min(64);
+        let mut v = [0u64; 64];
+        for (j, (limb, mj)) in self.data.chunks_exact(n).zip(&ctx.q).take(l).enumerate() {
+            let mut y = mj.add(limb.get(i).copied().unwrap_or(0), (mj.value() - 1) / 2);
+            let invs = ctx.garner_inv.iter().skip(j * j.saturating_sub(1) / 2).take(j);
+            for (&vk, &inv) in v.iter().zip(invs) {
+                y = mj.mul(mj.sub(y, mj.reduce(vk)), inv);
+            }
+            if let Some(s) = v.get_mut(j) {
+                *s = y;
+            }
+        }
+        for ((d, &vj), m) in digits.iter_mut().zip(v.iter()).zip(&ctx.q).take(l) {
+            *d = vj as i64 - ((m.value() - 1) / 2) as i64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
