@@ -1,1 +1,580 @@
-//! placeholder
+//! CKKS parameters: an unchecked [`ParamsLiteral`] → [`ParamsLiteral::validate`] → immutable
+//! [`Params`], or a structured [`Error`].
+//!
+//! Validation checks the ring dimension, that every modulus is an NTT-friendly prime below
+//! 2^62 and that no prime repeats across Q and P, that P exists and covers one key-switching
+//! digit, that the scale fits the primes, the secret distribution, and — unless the literal is
+//! explicitly marked insecure — that `log2(QP)` is within the homomorphic-encryption
+//! standard's 128-bit bound for uniform ternary secrets (see [`max_log_qp_128`]).
+//!
+//! Named presets state their security in their docs; the insecure ones say so in their name
+//! and exist for fast tests only.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::Error;
+use crate::math::{MAX_MODULUS_BITS, generate_chain_vt, is_prime_vt};
+use crate::ring::RnsContext;
+
+/// Standard deviation of the error distribution (HE standard).
+pub const ERROR_SIGMA: f64 = 3.2;
+
+/// The largest `log2(QP)` with 128-bit classical security for a uniform ternary secret and
+/// σ = 3.2, from the homomorphic-encryption security standard (Albrecht et al., 2018, table of
+/// `HEStd_128_classic`). `None` for ring dimensions the standard does not cover.
+pub const fn max_log_qp_128(log_n: u32) -> Option<u32> {
+    match log_n {
+        10 => Some(27),
+        11 => Some(54),
+        12 => Some(109),
+        13 => Some(218),
+        14 => Some(438),
+        15 => Some(881),
+        16 => Some(1772),
+        _ => None,
+    }
+}
+
+/// Smallest and largest supported `log2 N`.
+pub const LOG_N_RANGE: (u32, u32) = (crate::ntt::MIN_LOG_N, crate::ntt::MAX_LOG_N);
+/// At most this many Q primes (the exact reconstruction keeps a fixed-size digit array).
+pub const MAX_Q_LIMBS: usize = 64;
+
+/// The secret-key distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretDist {
+    /// Uniform over {−1, 0, 1}^N (what the HE-standard table assumes).
+    Ternary,
+    /// Exactly `hamming_weight` nonzero ±1 entries. Only for bootstrapping-key encapsulation,
+    /// where its security must be argued separately; never for the data key.
+    SparseTernary { hamming_weight: usize },
+}
+
+/// The moduli of Q or P: explicit primes, or bit sizes to generate deterministically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Moduli {
+    /// Explicit primes.
+    Primes(Vec<u64>),
+    /// For each entry, the largest unused NTT-friendly prime below `2^bits`
+    /// ([`crate::math::generate_chain_vt`]); Q is generated first, then P avoiding Q.
+    Bits(Vec<u32>),
+}
+
+/// Whether validation enforces the 128-bit bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// Enforce `log2(QP) ≤` [`max_log_qp_128`].
+    Classical128,
+    /// No security check. Only for tests and toy examples; presets using it are named
+    /// `*_INSECURE_*`.
+    InsecureForTestsOnly,
+}
+
+/// Unchecked parameters, as written by a person.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamsLiteral {
+    /// `log2` of the ring dimension N.
+    pub log_n: u32,
+    /// The ciphertext modulus chain `q_0 … q_L`; `q_0` holds the message at level 0.
+    pub q: Moduli,
+    /// The special primes P for hybrid key switching.
+    pub p: Moduli,
+    /// `log2` of the default scale Δ.
+    pub log_scale: f64,
+    /// Number of key-switching digits (limbs of Q are split into `dnum` groups).
+    pub dnum: usize,
+    /// Secret-key distribution.
+    pub secret: SecretDist,
+    /// Security requirement.
+    pub security: Security,
+}
+
+#[derive(Debug)]
+struct Inner {
+    literal: ParamsLiteral,
+    q: Vec<u64>,
+    p: Vec<u64>,
+    ctx: RnsContext,
+    fingerprint: u64,
+    log_qp: f64,
+}
+
+/// Validated, immutable CKKS parameters (cheap to clone: shared).
+#[derive(Clone, Debug)]
+pub struct Params {
+    inner: Arc<Inner>,
+}
+
+fn resolve(m: &Moduli, two_n: u64, exclude: &[u64]) -> Result<Vec<u64>, Error> {
+    match m {
+        Moduli::Primes(p) => Ok(p.clone()),
+        Moduli::Bits(b) => generate_chain_vt(b, two_n, exclude),
+    }
+}
+
+fn log2_sum(ms: &[u64]) -> f64 {
+    ms.iter().map(|&q| libm::log2(q as f64)).sum()
+}
+
+impl ParamsLiteral {
+    /// Checks everything and precomputes the RNS context.
+    pub fn validate(&self) -> Result<Params, Error> {
+        let (min, max) = LOG_N_RANGE;
+        let max = if self.security == Security::Classical128 { 16 } else { max };
+        if !(min..=max).contains(&self.log_n) {
+            return Err(Error::LogNOutOfRange { log_n: self.log_n, min, max });
+        }
+        let n = 1usize << self.log_n;
+        let two_n = 2 * n as u64;
+        let q = resolve(&self.q, two_n, &[])?;
+        let p = resolve(&self.p, two_n, &q)?;
+        if q.is_empty() {
+            return Err(Error::EmptyModulusChain);
+        }
+        if q.len() > MAX_Q_LIMBS {
+            return Err(Error::LengthMismatch { what: "Q limbs (at most 64)", expected: MAX_Q_LIMBS, found: q.len() });
+        }
+        if p.is_empty() {
+            return Err(Error::MissingSpecialPrimes);
+        }
+        for (i, &m) in q.iter().chain(&p).enumerate() {
+            if m < (1 << 10) || m >= (1 << MAX_MODULUS_BITS) {
+                return Err(Error::ModulusOutOfRange { modulus: m, max_bits: MAX_MODULUS_BITS });
+            }
+            if !is_prime_vt(m) {
+                return Err(Error::NotPrime { modulus: m });
+            }
+            if m % two_n != 1 {
+                return Err(Error::NotNttFriendly { modulus: m, two_n });
+            }
+            if q.iter().chain(&p).take(i).any(|&o| o == m) {
+                return Err(Error::DuplicateModulus { modulus: m });
+            }
+        }
+        if self.dnum == 0 || self.dnum > q.len() {
+            return Err(Error::InvalidDnum { dnum: self.dnum, q_limbs: q.len() });
+        }
+        let alpha = q.len().div_ceil(self.dnum);
+        let p_bits = log2_sum(&p);
+        let digit_bits = q.chunks(alpha).map(log2_sum).fold(0.0f64, f64::max);
+        // One bit of slack: a digit marginally larger than P adds under a bit of key-switching
+        // noise (primes "of b bits" are all just below 2^b).
+        if digit_bits > p_bits + 1.0 {
+            return Err(Error::DigitExceedsP {
+                digit_bits: libm::ceil(digit_bits) as u32,
+                p_bits: libm::floor(p_bits) as u32,
+            });
+        }
+        // The scale must leave room in q_0 for the message, and match the rescaling primes
+        // (each within one bit above the scale, so rescaling keeps the scale near Δ).
+        let q0_bits = q.first().map_or(0.0, |&v| libm::log2(v as f64));
+        let min_rescale_bits = q.iter().skip(1).map(|&v| libm::log2(v as f64)).fold(f64::INFINITY, f64::min);
+        let max_scale = (q0_bits - 1.0).min(min_rescale_bits + 1.0);
+        if !(self.log_scale.is_finite() && self.log_scale > 0.0 && self.log_scale <= max_scale) {
+            return Err(Error::ScaleTooLarge { log_scale: self.log_scale, max_log_scale: max_scale });
+        }
+        if let SecretDist::SparseTernary { hamming_weight } = self.secret {
+            if hamming_weight == 0 || hamming_weight > n {
+                return Err(Error::InvalidHammingWeight { weight: hamming_weight, n });
+            }
+        }
+        let log_qp = log2_sum(&q) + p_bits;
+        if self.security == Security::Classical128 {
+            let bound = max_log_qp_128(self.log_n).unwrap_or(0);
+            if log_qp > f64::from(bound) {
+                return Err(Error::InsecureModulus { log_n: self.log_n, log_qp, max_log_qp: bound });
+            }
+        }
+        let ctx = RnsContext::new(self.log_n, &q, &p)?;
+        let fingerprint = fingerprint(self, &q, &p);
+        Ok(Params { inner: Arc::new(Inner { literal: self.clone(), q, p, ctx, fingerprint, log_qp }) })
+    }
+}
+
+/// FNV-1a (64-bit) over the canonical description of the parameters: a cheap identifier that
+/// catches mismatched files, not a security mechanism.
+fn fingerprint(lit: &ParamsLiteral, q: &[u64], p: &[u64]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let (secret_code, h) = match lit.secret {
+        SecretDist::Ternary => (1u64, 0u64),
+        SecretDist::SparseTernary { hamming_weight } => (2, hamming_weight as u64),
+    };
+    let words = [u64::from(lit.log_n), q.len() as u64, p.len() as u64]
+        .into_iter()
+        .chain(q.iter().copied())
+        .chain(p.iter().copied())
+        .chain([lit.log_scale.to_bits(), lit.dnum as u64, secret_code, h, ERROR_SIGMA.to_bits()]);
+    let mut hash = OFFSET;
+    for w in words {
+        for b in w.to_le_bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    hash
+}
+
+impl Params {
+    /// The literal these parameters were validated from.
+    pub fn literal(&self) -> &ParamsLiteral {
+        &self.inner.literal
+    }
+    /// `log2 N`.
+    pub fn log_n(&self) -> u32 {
+        self.inner.literal.log_n
+    }
+    /// Ring dimension N.
+    pub fn n(&self) -> usize {
+        1 << self.log_n()
+    }
+    /// Maximum number of complex slots, N/2.
+    pub fn max_slots(&self) -> usize {
+        self.n() / 2
+    }
+    /// The Q primes.
+    pub fn q(&self) -> &[u64] {
+        &self.inner.q
+    }
+    /// The P primes.
+    pub fn p(&self) -> &[u64] {
+        &self.inner.p
+    }
+    /// The top level L = |Q| − 1 (the number of rescalings available).
+    pub fn max_level(&self) -> usize {
+        self.inner.q.len() - 1
+    }
+    /// `log2` of the default scale.
+    pub fn log_scale(&self) -> f64 {
+        self.inner.literal.log_scale
+    }
+    /// The default scale Δ.
+    pub fn scale(&self) -> f64 {
+        libm::exp2(self.log_scale())
+    }
+    /// Number of key-switching digits.
+    pub fn dnum(&self) -> usize {
+        self.inner.literal.dnum
+    }
+    /// Q limbs per key-switching digit (the last digit may be shorter).
+    pub fn digit_limbs(&self) -> usize {
+        self.inner.q.len().div_ceil(self.dnum())
+    }
+    /// Secret distribution.
+    pub fn secret(&self) -> SecretDist {
+        self.inner.literal.secret
+    }
+    /// Security requirement these parameters were checked against.
+    pub fn security(&self) -> Security {
+        self.inner.literal.security
+    }
+    /// `log2(QP)`.
+    pub fn log_qp(&self) -> f64 {
+        self.inner.log_qp
+    }
+    /// The RNS context (moduli, NTT tables, RNS constants).
+    pub fn ctx(&self) -> &RnsContext {
+        &self.inner.ctx
+    }
+    /// Identifier of these parameters, written into every file header.
+    pub fn fingerprint(&self) -> u64 {
+        self.inner.fingerprint
+    }
+}
+
+fn repeat(first: u32, bits: u32, count: usize) -> Vec<u32> {
+    core::iter::once(first).chain(core::iter::repeat_n(bits, count)).collect()
+}
+
+/// Named parameter sets.
+pub mod presets {
+    use super::*;
+
+    /// Training preset, **128-bit secure** (log QP ≈ 1558 ≤ 1772): N = 2^16, scale 2^42,
+    /// q_0 of 58 bits, 30 rescaling primes of 42 bits (30 levels), P = 4 × 60 bits, dnum 7.
+    pub fn n16_train() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 16,
+            q: Moduli::Bits(repeat(58, 42, 30)),
+            p: Moduli::Bits(alloc::vec![60; 4]),
+            log_scale: 42.0,
+            dnum: 7,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
+    /// The OpenFHE comparison point, **128-bit secure** (log QP ≈ 1740 ≤ 1772): N = 2^16,
+    /// q_0 of 60 bits and 24 × 50 bits (depth 24, scale 2^50), dnum 3, P = 8 × 60 bits (the
+    /// smallest P of 60-bit primes covering one 9-limb digit, as OpenFHE chooses it).
+    pub fn n16_openfhe() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 16,
+            q: Moduli::Bits(repeat(60, 50, 24)),
+            p: Moduli::Bits(alloc::vec![60; 8]),
+            log_scale: 50.0,
+            dnum: 3,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
+    /// **128-bit secure** (log QP ≈ 850 ≤ 881): N = 2^15, q_0 60 bits, 11 × 50 bits, scale
+    /// 2^50, dnum 3, P = 4 × 60 bits (OpenFHE's logN 15 point).
+    pub fn n15() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 15,
+            q: Moduli::Bits(repeat(60, 50, 11)),
+            p: Moduli::Bits(alloc::vec![60; 4]),
+            log_scale: 50.0,
+            dnum: 3,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
+    /// Fast-test preset, **128-bit secure** (log QP ≈ 430 ≤ 438): N = 2^14, q_0 60 bits,
+    /// 5 × 50 bits, scale 2^50, dnum 3, P = 2 × 60 bits (OpenFHE's logN 14 point).
+    pub fn n14() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 14,
+            q: Moduli::Bits(repeat(60, 50, 5)),
+            p: Moduli::Bits(alloc::vec![60; 2]),
+            log_scale: 50.0,
+            dnum: 3,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
+    /// Fast-test preset, **128-bit secure** (log QP ≈ 190 ≤ 218): N = 2^13, q_0 50 bits,
+    /// 2 × 40 bits, scale 2^40, dnum 3, P = 60 bits (OpenFHE's logN 13 point).
+    pub fn n13() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 13,
+            q: Moduli::Bits(repeat(50, 40, 2)),
+            p: Moduli::Bits(alloc::vec![60]),
+            log_scale: 40.0,
+            dnum: 3,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
+    /// Edge preset for encode + encrypt on boards without an OS, **128-bit secure**
+    /// (log QP ≈ 108 ≤ 109): N = 2^12, Q = 39 + 30 bits, P = 39 bits, scale 2^30, dnum 2.
+    pub fn n12_edge() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 12,
+            q: Moduli::Bits(alloc::vec![39, 30]),
+            p: Moduli::Bits(alloc::vec![39]),
+            log_scale: 30.0,
+            dnum: 2,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
+    /// **INSECURE** toy parameters for unit tests only: N = 2^10, Q = 50 + 4 × 40 bits,
+    /// P = 2 × 50 bits, scale 2^40, dnum 5.
+    pub fn toy_insecure_n10() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 10,
+            q: Moduli::Bits(repeat(50, 40, 4)),
+            p: Moduli::Bits(alloc::vec![50, 50]),
+            log_scale: 40.0,
+            dnum: 5,
+            secret: SecretDist::Ternary,
+            security: Security::InsecureForTestsOnly,
+        }
+    }
+
+    /// Every named preset with its name, secure ones first.
+    pub fn all() -> [(&'static str, ParamsLiteral); 7] {
+        [
+            ("n16_train", n16_train()),
+            ("n16_openfhe", n16_openfhe()),
+            ("n15", n15()),
+            ("n14", n14()),
+            ("n13", n13()),
+            ("n12_edge", n12_edge()),
+            ("toy_insecure_n10", toy_insecure_n10()),
+        ]
+    }
+
+    /// The preset with this name.
+    pub fn by_name(name: &str) -> Option<ParamsLiteral> {
+        all().into_iter().find(|(n, _)| *n == name).map(|(_, p)| p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn base() -> ParamsLiteral {
+        presets::toy_insecure_n10()
+    }
+
+    fn primes(bits: &[u32], log_n: u32, exclude: &[u64]) -> Vec<u64> {
+        generate_chain_vt(bits, 2 << log_n, exclude).unwrap()
+    }
+
+    #[test]
+    fn every_preset_validates_and_secure_ones_are_within_the_bound() {
+        for (name, lit) in presets::all() {
+            let p = lit.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            if p.security() == Security::Classical128 {
+                assert!(p.log_qp() <= f64::from(max_log_qp_128(p.log_n()).unwrap()), "{name}");
+                assert!(!name.contains("insecure"));
+            } else {
+                assert!(name.contains("insecure"), "{name} skips the security check");
+            }
+        }
+        let train = presets::n16_train().validate().unwrap();
+        assert!(train.max_level() >= 24);
+        assert!((40.0..=50.0).contains(&train.log_scale()));
+        let of = presets::n16_openfhe().validate().unwrap();
+        assert_eq!((of.q().len(), of.dnum(), of.max_level()), (25, 3, 24));
+        assert!(of.q()[0] > 1 << 59 && of.q()[1..].iter().all(|&q| q > 1 << 49 && q < 1 << 50));
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_sensitive() {
+        let a = base().validate().unwrap();
+        let b = base().validate().unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mut lit = base();
+        lit.log_scale = 39.0;
+        assert_ne!(lit.validate().unwrap().fingerprint(), a.fingerprint());
+        let mut lit = base();
+        lit.dnum = 4;
+        assert_ne!(lit.validate().unwrap().fingerprint(), a.fingerprint());
+    }
+
+    #[test]
+    fn rejects_log_n_out_of_range() {
+        let mut lit = base();
+        lit.log_n = 9;
+        assert!(matches!(lit.validate(), Err(Error::LogNOutOfRange { log_n: 9, .. })));
+        let mut lit = presets::n16_train();
+        lit.log_n = 17; // no standard bound: not allowed as "secure"
+        assert!(matches!(lit.validate(), Err(Error::LogNOutOfRange { log_n: 17, max: 16, .. })));
+    }
+
+    #[test]
+    fn rejects_non_prime() {
+        let mut lit = base();
+        let mut q = primes(&[50, 40], 10, &[]);
+        q[1] = (q[1] - 1) * 3 + 1; // ≡ 1 mod 2N still, but composite? make sure:
+        q[1] = 2049 * 2049; // 2049² ≡ 1 mod 2048, composite
+        lit.q = Moduli::Primes(q);
+        assert_eq!(lit.validate().unwrap_err(), Error::NotPrime { modulus: 2049 * 2049 });
+    }
+
+    #[test]
+    fn rejects_non_ntt_friendly_prime() {
+        let mut lit = base();
+        lit.q = Moduli::Primes(vec![primes(&[50], 10, &[])[0], 1_000_000_007]);
+        assert_eq!(
+            lit.validate().unwrap_err(),
+            Error::NotNttFriendly { modulus: 1_000_000_007, two_n: 2048 }
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_primes_within_and_across_q_and_p() {
+        let q = primes(&[50, 40], 10, &[]);
+        let mut lit = base();
+        lit.q = Moduli::Primes(vec![q[0], q[1], q[1]]);
+        assert_eq!(lit.validate().unwrap_err(), Error::DuplicateModulus { modulus: q[1] });
+        let mut lit = base();
+        lit.q = Moduli::Primes(q.clone());
+        lit.p = Moduli::Primes(vec![q[0]]);
+        lit.dnum = 2;
+        assert_eq!(lit.validate().unwrap_err(), Error::DuplicateModulus { modulus: q[0] });
+    }
+
+    #[test]
+    fn rejects_oversized_modulus() {
+        let mut lit = base();
+        lit.q = Moduli::Primes(vec![(1 << 62) + 1]);
+        assert!(matches!(lit.validate(), Err(Error::ModulusOutOfRange { .. })));
+    }
+
+    #[test]
+    fn rejects_missing_p_and_bad_dnum_and_small_p() {
+        let mut lit = base();
+        lit.p = Moduli::Bits(vec![]);
+        assert_eq!(lit.validate().unwrap_err(), Error::MissingSpecialPrimes);
+        let mut lit = base();
+        lit.dnum = 0;
+        assert!(matches!(lit.validate(), Err(Error::InvalidDnum { dnum: 0, .. })));
+        lit.dnum = 6;
+        assert!(matches!(lit.validate(), Err(Error::InvalidDnum { dnum: 6, q_limbs: 5 })));
+        let mut lit = base();
+        lit.dnum = 1; // one digit of ~210 bits, P has ~100
+        assert!(matches!(lit.validate(), Err(Error::DigitExceedsP { .. })));
+        let mut lit = base();
+        lit.q = Moduli::Bits(vec![]);
+        assert_eq!(lit.validate().unwrap_err(), Error::EmptyModulusChain);
+    }
+
+    #[test]
+    fn rejects_log_qp_over_the_security_bound() {
+        let mut lit = presets::n16_train();
+        lit.q = Moduli::Bits(repeat(58, 42, 36)); // ≈ 1810 bits with P
+        lit.dnum = 8;
+        assert!(matches!(lit.validate(), Err(Error::InsecureModulus { log_n: 16, max_log_qp: 1772, .. })));
+        let mut lit = presets::n13();
+        lit.q = Moduli::Bits(repeat(50, 40, 3));
+        lit.dnum = 4;
+        assert!(matches!(lit.validate(), Err(Error::InsecureModulus { log_n: 13, max_log_qp: 218, .. })));
+        // The same literal passes only when explicitly marked insecure.
+        lit.security = Security::InsecureForTestsOnly;
+        assert!(lit.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_scale_too_large() {
+        let mut lit = base();
+        lit.log_scale = 45.0; // rescaling primes are 40-bit
+        assert!(matches!(lit.validate(), Err(Error::ScaleTooLarge { .. })));
+        let mut lit = base();
+        lit.q = Moduli::Bits(vec![40, 40]);
+        lit.dnum = 2;
+        lit.log_scale = 40.0; // no room in q_0
+        assert!(matches!(lit.validate(), Err(Error::ScaleTooLarge { .. })));
+        lit.log_scale = f64::NAN;
+        assert!(matches!(lit.validate(), Err(Error::ScaleTooLarge { .. })));
+    }
+
+    #[test]
+    fn rejects_bad_hamming_weight() {
+        let mut lit = base();
+        lit.secret = SecretDist::SparseTernary { hamming_weight: 0 };
+        assert_eq!(lit.validate().unwrap_err(), Error::InvalidHammingWeight { weight: 0, n: 1024 });
+        lit.secret = SecretDist::SparseTernary { hamming_weight: 2000 };
+        assert!(lit.validate().is_err());
+        lit.secret = SecretDist::SparseTernary { hamming_weight: 64 };
+        assert!(lit.validate().is_ok());
+    }
+
+    #[test]
+    fn error_messages_are_pinned() {
+        let cases: [(Error, &str); 4] = [
+            (Error::NotPrime { modulus: 15 }, "modulus 15 is not prime"),
+            (
+                Error::InsecureModulus { log_n: 13, log_qp: 250.04, max_log_qp: 218 },
+                "log2(QP) = 250.0 exceeds the 128-bit HE-standard bound 218 for N = 2^13",
+            ),
+            (Error::LevelTooLow { have: 0, need: 1 }, "level too low: have 0, need 1"),
+            (Error::WrongKind { expected: 4, found: 2 }, "wrong object kind: expected EvalKeys, found SecretKey"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(alloc::format!("{e}"), want);
+        }
+    }
+}
