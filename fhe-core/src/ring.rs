@@ -339,6 +339,21 @@ impl<R: Representation> Poly<R> {
         }
     }
 
+    /// A placeholder with no storage (no allocation); give it a shape with
+    /// [`Poly::into_zeroed`] before use.
+    pub fn empty() -> Self {
+        Self { n: 0, q_limbs: 1, p_limbs: 0, data: Vec::new(), _repr: PhantomData }
+    }
+
+    /// Reuses this polynomial's buffer for a zero polynomial of any representation at `level`
+    /// (no allocation when the capacity suffices).
+    pub fn into_zeroed<S: Representation>(mut self, ctx: &RnsContext, level: usize, ext: bool) -> Poly<S> {
+        let p_limbs = if ext { ctx.p.len() } else { 0 };
+        self.data.clear();
+        self.data.resize(ctx.n * (level + 1 + p_limbs), 0);
+        Poly { n: ctx.n, q_limbs: level + 1, p_limbs, data: core::mem::take(&mut self.data), _repr: PhantomData }
+    }
+
     /// Builds a polynomial from raw limbs (checked: length and reduction of every residue).
     pub fn from_limbs(ctx: &RnsContext, level: usize, ext: bool, data: Vec<u64>) -> Result<Self, Error> {
         if level > ctx.max_level() {

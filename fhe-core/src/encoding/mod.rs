@@ -2,6 +2,236 @@
 //! polynomials.
 //!
 //! - [`fft`]: the special FFT over the rotation group 5^j (slots ↔ real coefficients), pure f64;
-//! - the RNS encoder (rounding at a scale into a ring polynomial) builds on it.
+//! - [`Encoder`]: scales, rounds and spreads those coefficients into an RNS polynomial at a
+//!   chosen level, and back.
+//!
+//! With `slots = n ≤ N/2` and `gap = N / (2n)`, a slot vector `z` is encoded as the real
+//! polynomial `m(X) = p(X^gap)` where `p` has degree `< 2n` and `p(ξ^(5^j)) = z_j · Δ`
+//! (ξ = exp(2πi/4n)). Rotating slots by `r` is the automorphism `X → X^(5^r)`, conjugation is
+//! `X → X^-1`, for every slot count.
 
 pub mod fft;
+
+use alloc::vec::Vec;
+
+pub use fft::{Complex, SlotFft};
+
+use crate::Error;
+use crate::params::Params;
+use crate::ring::{Coeff, Ntt, Poly};
+
+/// A plaintext: an NTT-domain polynomial with the scale and slot count it was encoded with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plaintext {
+    /// The encoded polynomial.
+    pub poly: Poly<Ntt>,
+    /// The scale Δ the values were multiplied by.
+    pub scale: f64,
+    /// The number of slots.
+    pub slots: usize,
+}
+
+impl Plaintext {
+    /// The level of the polynomial.
+    pub fn level(&self) -> usize {
+        self.poly.level()
+    }
+}
+
+/// Encoder and decoder for one parameter set and one slot count.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    params: Params,
+    fft: SlotFft,
+    gap: usize,
+}
+
+/// Values whose magnitude after scaling is below this are rounded through `i64`; larger ones
+/// through their f64 mantissa and exponent.
+const SMALL_LIMIT: f64 = 4_611_686_018_427_387_904.0; // 2^62
+
+impl Encoder {
+    /// An encoder for `slots` slots (a power of two, at most N/2).
+    pub fn new(params: &Params, slots: usize) -> Result<Self, Error> {
+        let max = params.max_slots();
+        if slots == 0 || !slots.is_power_of_two() || slots > max {
+            return Err(Error::InvalidSlots { slots, max });
+        }
+        Ok(Self { params: params.clone(), fft: SlotFft::new(slots)?, gap: params.n() / (2 * slots) })
+    }
+
+    /// The slot count.
+    pub fn slots(&self) -> usize {
+        self.fft.slots()
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Scratch (complex words) for the `_into` forms.
+    pub fn scratch_len(&self) -> usize {
+        self.slots()
+    }
+
+    /// Encodes up to `slots` complex values (missing ones are zero) at `scale` and `level` into
+    /// `out`, using `scratch` ([`Encoder::scratch_len`] entries). Does not allocate when `out`
+    /// has the capacity.
+    pub fn encode_complex_into(
+        &self,
+        values: &[Complex],
+        scale: f64,
+        level: usize,
+        out: &mut Poly<Ntt>,
+        scratch: &mut [Complex],
+    ) -> Result<(), Error> {
+        let slots = self.slots();
+        if values.len() > slots {
+            return Err(Error::LengthMismatch { what: "values to encode", expected: slots, found: values.len() });
+        }
+        let ctx = self.params.ctx();
+        if level > ctx.max_level() {
+            return Err(Error::LevelTooLow { have: ctx.max_level(), need: level });
+        }
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::EncodingOverflow { value: scale, log_scale: libm::log2(scale) });
+        }
+        let have = scratch.len();
+        let v = scratch.get_mut(..slots).ok_or(Error::LengthMismatch { what: "encoder scratch", expected: slots, found: have })?;
+        v.fill(Complex::ZERO);
+        for (d, s) in v.iter_mut().zip(values) {
+            *d = *s;
+        }
+        self.fft.slots_to_coeffs(v)?;
+        // Largest coefficient magnitude that does not wrap modulo Q_level (with a bit to spare).
+        let log_q: f64 = ctx.q().iter().take(level + 1).map(|m| libm::log2(m.value() as f64)).sum();
+        let log_limit = log_q - 2.0;
+        let n = ctx.n();
+        let half = n / 2;
+        let mut coeffs: Poly<Coeff> = core::mem::replace(out, Poly::empty()).into_zeroed(ctx, level, false);
+        for (limb, m) in coeffs.data_mut().chunks_exact_mut(n).zip(ctx.q()) {
+            for (i, c) in v.iter().enumerate() {
+                for (idx, x) in [(i * self.gap, c.re), (half + i * self.gap, c.im)] {
+                    let r = encode_coeff(m, x * scale, log_limit)
+                        .map_err(|()| Error::EncodingOverflow { value: x, log_scale: libm::log2(scale) })?;
+                    if let Some(d) = limb.get_mut(idx) {
+                        *d = r;
+                    }
+                }
+            }
+        }
+        *out = coeffs.into_ntt(ctx);
+        Ok(())
+    }
+
+    /// Encodes real values at the parameters' default scale and the top level.
+    pub fn encode(&self, values: &[f64]) -> Result<Plaintext, Error> {
+        self.encode_at(values, self.params.scale(), self.params.max_level())
+    }
+
+    /// Encodes real values at `scale` and `level`.
+    pub fn encode_at(&self, values: &[f64], scale: f64, level: usize) -> Result<Plaintext, Error> {
+        let c: Vec<Complex> = values.iter().map(|&x| Complex::new(x, 0.0)).collect();
+        self.encode_complex_at(&c, scale, level)
+    }
+
+    /// Encodes complex values at `scale` and `level`.
+    pub fn encode_complex_at(&self, values: &[Complex], scale: f64, level: usize) -> Result<Plaintext, Error> {
+        let mut poly = Poly::zero(self.params.ctx(), level, false);
+        let mut scratch = alloc::vec![Complex::ZERO; self.scratch_len()];
+        self.encode_complex_into(values, scale, level, &mut poly, &mut scratch)?;
+        Ok(Plaintext { poly, scale, slots: self.slots() })
+    }
+
+    /// Decodes a coefficient-domain polynomial holding values at `scale` into `out`
+    /// (`slots` entries). Exact CRT reconstruction of each used coefficient, then the FFT.
+    pub fn decode_coeff_into(&self, poly: &Poly<Coeff>, scale: f64, out: &mut [Complex]) -> Result<(), Error> {
+        let slots = self.slots();
+        if out.len() != slots {
+            return Err(Error::LengthMismatch { what: "decoded slots", expected: slots, found: out.len() });
+        }
+        let ctx = self.params.ctx();
+        let half = ctx.n() / 2;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = Complex::new(
+                poly.coeff_f64(ctx, i * self.gap) / scale,
+                poly.coeff_f64(ctx, half + i * self.gap) / scale,
+            );
+        }
+        self.fft.coeffs_to_slots(out)
+    }
+
+    /// Decodes a plaintext to complex slots.
+    pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex>, Error> {
+        let coeff = pt.poly.clone().into_coeff(self.params.ctx());
+        let mut out = alloc::vec![Complex::ZERO; self.slots()];
+        self.decode_coeff_into(&coeff, pt.scale, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes a plaintext to the real parts of its slots.
+    pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, Error> {
+        Ok(self.decode_complex(pt)?.into_iter().map(|c| c.re).collect())
+    }
+}
+
+/// Rounds `x` and reduces it modulo `m`, or `Err(())` for NaN, infinities and magnitudes of
+/// `2^log_limit` or more (which would wrap modulo Q).
+fn encode_coeff(m: &crate::math::Modulus, x: f64, log_limit: f64) -> Result<u64, ()> {
+    let r = libm::round(x);
+    if !r.is_finite() {
+        return Err(());
+    }
+    if libm::fabs(r) < SMALL_LIMIT.min(libm::exp2(log_limit)) {
+        return Ok(m.reduce_i64(r as i64));
+    }
+    if libm::log2(libm::fabs(r)) >= log_limit {
+        return Err(());
+    }
+    // |r| ≥ 2^62: r = mant · 2^exp exactly with a 53-bit integer mantissa.
+    let (frac, exp) = libm::frexp(r);
+    let mant = libm::ldexp(frac, 53) as i64;
+    let shift = u64::try_from(exp - 53).map_err(|_| ())?;
+    Ok(m.mul(m.reduce_i64(mant), m.pow(2, shift)))
+}
+
+/// Precision of a computed vector against a reference, in bits: `−log2 |error|` per slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Precision {
+    /// Worst slot.
+    pub min_bits: f64,
+    /// `−log2` of the mean absolute error.
+    pub mean_bits: f64,
+    /// Median over slots.
+    pub median_bits: f64,
+}
+
+impl Precision {
+    /// Compares complex vectors (the error of a slot is the modulus of the difference).
+    pub fn of_complex(want: &[Complex], got: &[Complex]) -> Self {
+        let errs: Vec<f64> = want.iter().zip(got).map(|(w, g)| (*w - *g).abs()).collect();
+        Self::from_errors(errs)
+    }
+
+    /// Compares real vectors.
+    pub fn of_real(want: &[f64], got: &[f64]) -> Self {
+        let errs: Vec<f64> = want.iter().zip(got).map(|(w, g)| libm::fabs(w - g)).collect();
+        Self::from_errors(errs)
+    }
+
+    fn from_errors(mut errs: Vec<f64>) -> Self {
+        let bits = |e: f64| -libm::log2(e.max(f64::MIN_POSITIVE));
+        if errs.is_empty() {
+            return Self { min_bits: f64::INFINITY, mean_bits: f64::INFINITY, median_bits: f64::INFINITY };
+        }
+        let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+        errs.sort_by(f64::total_cmp);
+        let max = errs.last().copied().unwrap_or(0.0);
+        let median = errs.get(errs.len() / 2).copied().unwrap_or(0.0);
+        Self { min_bits: bits(max), mean_bits: bits(mean), median_bits: bits(median) }
+    }
+}
+
+#[cfg(test)]
+mod tests;
