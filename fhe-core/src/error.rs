@@ -18,7 +18,11 @@ pub enum Error {
     /// Two moduli of the chain (Q and P together) are equal.
     DuplicateModulus { modulus: u64 },
     /// Not enough NTT-friendly primes of the requested size exist below 2^bits.
-    NotEnoughPrimes { bits: u32, wanted: usize, found: usize },
+    NotEnoughPrimes {
+        bits: u32,
+        wanted: usize,
+        found: usize,
+    },
     /// A bit size for a generated prime is outside the supported range.
     PrimeBitsOutOfRange { bits: u32, min: u32, max: u32 },
     /// The chain has no Q modulus.
@@ -31,7 +35,11 @@ pub enum Error {
     /// reduced by the division by P.
     DigitExceedsP { digit_bits: u32, p_bits: u32 },
     /// log2(QP) exceeds the HE-standard 128-bit bound for this ring dimension.
-    InsecureModulus { log_n: u32, log_qp: f64, max_log_qp: u32 },
+    InsecureModulus {
+        log_n: u32,
+        log_qp: f64,
+        max_log_qp: u32,
+    },
     /// The scale does not fit the primes (it must be smaller than every rescaling prime and
     /// smaller than the first prime).
     ScaleTooLarge { log_scale: f64, max_log_scale: f64 },
@@ -40,7 +48,11 @@ pub enum Error {
     /// A standard deviation that the sampler does not support.
     InvalidSigma { sigma: f64 },
     /// A buffer or vector has the wrong length.
-    LengthMismatch { what: &'static str, expected: usize, found: usize },
+    LengthMismatch {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
     /// A level above the top of the chain, or an operation needing more levels than remain.
     LevelTooLow { have: usize, need: usize },
     /// Slot count is not a power of two in `1..=N/2`.
@@ -67,11 +79,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::LogNOutOfRange { log_n, min, max } => {
-                write!(f, "log N = {log_n} is outside the supported range {min}..={max}")
+                write!(
+                    f,
+                    "log N = {log_n} is outside the supported range {min}..={max}"
+                )
             }
             Self::NotPrime { modulus } => write!(f, "modulus {modulus} is not prime"),
             Self::NotNttFriendly { modulus, two_n } => {
-                write!(f, "modulus {modulus} is not congruent to 1 mod 2N = {two_n}")
+                write!(
+                    f,
+                    "modulus {modulus} is not congruent to 1 mod 2N = {two_n}"
+                )
             }
             Self::ModulusOutOfRange { modulus, max_bits } => write!(
                 f,
@@ -80,7 +98,11 @@ impl fmt::Display for Error {
             Self::DuplicateModulus { modulus } => {
                 write!(f, "modulus {modulus} appears more than once in Q and P")
             }
-            Self::NotEnoughPrimes { bits, wanted, found } => write!(
+            Self::NotEnoughPrimes {
+                bits,
+                wanted,
+                found,
+            } => write!(
                 f,
                 "only {found} NTT-friendly primes of {bits} bits exist, {wanted} were asked for"
             ),
@@ -99,11 +121,18 @@ impl fmt::Display for Error {
                 f,
                 "a key-switching digit has {digit_bits} bits but P has only {p_bits}: raise P or dnum"
             ),
-            Self::InsecureModulus { log_n, log_qp, max_log_qp } => write!(
+            Self::InsecureModulus {
+                log_n,
+                log_qp,
+                max_log_qp,
+            } => write!(
                 f,
                 "log2(QP) = {log_qp:.1} exceeds the 128-bit HE-standard bound {max_log_qp} for N = 2^{log_n}"
             ),
-            Self::ScaleTooLarge { log_scale, max_log_scale } => write!(
+            Self::ScaleTooLarge {
+                log_scale,
+                max_log_scale,
+            } => write!(
                 f,
                 "scale 2^{log_scale:.1} does not fit the primes (at most 2^{max_log_scale:.1})"
             ),
@@ -111,9 +140,16 @@ impl fmt::Display for Error {
                 write!(f, "Hamming weight {weight} is outside 1..={n}")
             }
             Self::InvalidSigma { sigma } => {
-                write!(f, "standard deviation {sigma} is not supported (0 < sigma <= 64)")
+                write!(
+                    f,
+                    "standard deviation {sigma} is not supported (0 < sigma <= 64)"
+                )
             }
-            Self::LengthMismatch { what, expected, found } => {
+            Self::LengthMismatch {
+                what,
+                expected,
+                found,
+            } => {
                 write!(f, "{what}: expected length {expected}, found {found}")
             }
             Self::LevelTooLow { have, need } => {
@@ -123,7 +159,10 @@ impl fmt::Display for Error {
                 write!(f, "slot count {slots} is not a power of two in 1..={max}")
             }
             Self::EncodingOverflow { value, log_scale } => {
-                write!(f, "value {value} cannot be encoded at scale 2^{log_scale:.1}")
+                write!(
+                    f,
+                    "value {value} cannot be encoded at scale 2^{log_scale:.1}"
+                )
             }
             Self::BadMagic => write!(f, "not a blindtuner file (magic BLTN missing)"),
             Self::UnsupportedVersion { found, supported } => write!(
@@ -145,7 +184,10 @@ impl fmt::Display for Error {
                 "truncated or malformed data: needed {needed} bytes, {available} available"
             ),
             Self::CoefficientNotReduced { limb, modulus } => {
-                write!(f, "a coefficient of limb {limb} is not reduced modulo {modulus}")
+                write!(
+                    f,
+                    "a coefficient of limb {limb} is not reduced modulo {modulus}"
+                )
             }
             Self::UnknownCode { what, code } => write!(f, "unknown {what} code {code}"),
         }

@@ -17,11 +17,11 @@ extern crate std;
 
 pub mod encoding;
 pub mod error;
-pub mod wire;
 pub mod math;
 pub mod ntt;
 pub mod params;
 pub mod ring;
 pub mod sampling;
+pub mod wire;
 
 pub use error::Error;

@@ -40,12 +40,19 @@ impl Modulus {
     /// Wraps `q`; checks only the size (odd, `2^10 ≤ q < 2^62`), not primality: parameter
     /// validation checks primality once for the whole chain.
     pub fn new(q: u64) -> Result<Self, Error> {
-        if q < (1 << 10) || q >= (1 << MAX_MODULUS_BITS) || q % 2 == 0 {
-            return Err(Error::ModulusOutOfRange { modulus: q, max_bits: MAX_MODULUS_BITS });
+        if !((1 << 10)..(1 << MAX_MODULUS_BITS)).contains(&q) || q.is_multiple_of(2) {
+            return Err(Error::ModulusOutOfRange {
+                modulus: q,
+                max_bits: MAX_MODULUS_BITS,
+            });
         }
         // floor(2^128 / q) = floor((2^128 - 1) / q) since q is odd (q does not divide 2^128).
         let mu = u128::MAX / u128::from(q);
-        Ok(Self { q, mu_hi: (mu >> 64) as u64, mu_lo: mu as u64 })
+        Ok(Self {
+            q,
+            mu_hi: (mu >> 64) as u64,
+            mu_lo: mu as u64,
+        })
     }
 
     /// The modulus value.
@@ -104,7 +111,7 @@ impl Modulus {
     pub const fn reduce_i64(&self, x: i64) -> u64 {
         let r = self.reduce(x.unsigned_abs());
         // Negate when x < 0.
-        let neg_mask = ((x >> 63) as u64) & u64::MAX;
+        let neg_mask = (x >> 63) as u64;
         let n = self.neg(r);
         (r & !neg_mask) | (n & neg_mask)
     }
@@ -152,7 +159,11 @@ impl Modulus {
     /// `a^-1 mod q` (Fermat; `q` must be prime). `None` for `a ≡ 0`.
     pub const fn inv(&self, a: u64) -> Option<u64> {
         let a = self.reduce(a);
-        if a == 0 { None } else { Some(self.pow(a, self.q - 2)) }
+        if a == 0 {
+            None
+        } else {
+            Some(self.pow(a, self.q - 2))
+        }
     }
 
     /// The representative of `a < q` in `(-q/2, q/2]`, as a signed integer.
@@ -167,7 +178,9 @@ impl Modulus {
 
     /// `Σ a_i b_i mod q` over two slices of reduced values (zipped; extra entries ignored).
     pub fn dot(&self, a: &[u64], b: &[u64]) -> u64 {
-        a.iter().zip(b).fold(0, |acc, (&x, &y)| self.add(acc, self.mul(x, y)))
+        a.iter()
+            .zip(b)
+            .fold(0, |acc, (&x, &y)| self.add(acc, self.mul(x, y)))
     }
 }
 
@@ -193,47 +206,29 @@ pub const fn pow_mod_vt(a: u64, mut e: u64, m: u64) -> u64 {
 
 /// Deterministic Miller–Rabin primality test for all 64-bit integers (the first twelve primes
 /// as bases suffice below 3.3·10^24). Variable time; public data only.
-pub const fn is_prime_vt(n: u64) -> bool {
+pub fn is_prime_vt(n: u64) -> bool {
     const BASES: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
     if n < 2 {
         return false;
     }
-    let mut i = 0;
-    while i < BASES.len() {
-        let p = BASES[i];
-        if n == p {
-            return true;
-        }
-        if n % p == 0 {
-            return false;
-        }
-        i += 1;
+    if let Some(&p) = BASES.iter().find(|&&p| n.is_multiple_of(p)) {
+        return n == p;
     }
-    let mut d = n - 1;
-    let mut s = 0;
-    while d % 2 == 0 {
-        d /= 2;
-        s += 1;
-    }
-    let mut i = 0;
-    'witness: while i < BASES.len() {
-        let a = BASES[i];
-        i += 1;
+    let s = (n - 1).trailing_zeros();
+    let d = (n - 1) >> s;
+    BASES.iter().all(|&a| {
         let mut x = pow_mod_vt(a, d, n);
         if x == 1 || x == n - 1 {
-            continue;
+            return true;
         }
-        let mut r = 1;
-        while r < s {
+        for _ in 1..s {
             x = mul_mod_vt(x, x, n);
             if x == n - 1 {
-                continue 'witness;
+                return true;
             }
-            r += 1;
         }
-        return false;
-    }
-    true
+        false
+    })
 }
 
 /// The `count` largest primes `q < 2^bits` with `q ≡ 1 mod two_n`, in decreasing order,
@@ -245,7 +240,11 @@ pub fn generate_primes_vt(
     exclude: &[u64],
 ) -> Result<Vec<u64>, Error> {
     if !(MIN_PRIME_BITS..=MAX_PRIME_BITS).contains(&bits) {
-        return Err(Error::PrimeBitsOutOfRange { bits, min: MIN_PRIME_BITS, max: MAX_PRIME_BITS });
+        return Err(Error::PrimeBitsOutOfRange {
+            bits,
+            min: MIN_PRIME_BITS,
+            max: MAX_PRIME_BITS,
+        });
     }
     let mut out = Vec::with_capacity(count);
     let top = 1u64 << bits;
@@ -262,14 +261,22 @@ pub fn generate_primes_vt(
         };
     }
     if out.len() < count {
-        return Err(Error::NotEnoughPrimes { bits, wanted: count, found: out.len() });
+        return Err(Error::NotEnoughPrimes {
+            bits,
+            wanted: count,
+            found: out.len(),
+        });
     }
     Ok(out)
 }
 
 /// Primes for a chain of requested sizes: for each entry of `bit_sizes` in order, the largest
 /// not yet used NTT-friendly prime of that size (below `2^bits`), skipping `exclude`.
-pub fn generate_chain_vt(bit_sizes: &[u32], two_n: u64, exclude: &[u64]) -> Result<Vec<u64>, Error> {
+pub fn generate_chain_vt(
+    bit_sizes: &[u32],
+    two_n: u64,
+    exclude: &[u64],
+) -> Result<Vec<u64>, Error> {
     let mut used: Vec<u64> = exclude.to_vec();
     let mut out = Vec::with_capacity(bit_sizes.len());
     for &bits in bit_sizes {
@@ -290,7 +297,7 @@ pub fn generate_chain_vt(bit_sizes: &[u32], two_n: u64, exclude: &[u64]) -> Resu
 /// This rule fixes the order of NTT-domain values for every backend, so NTT-domain data
 /// (keys, ciphertexts) means the same thing on every build. Variable time (public data).
 pub fn primitive_root_vt(q: u64, two_n: u64) -> Option<u64> {
-    if two_n < 2 || !two_n.is_power_of_two() || (q - 1) % two_n != 0 {
+    if two_n < 2 || !two_n.is_power_of_two() || !(q - 1).is_multiple_of(two_n) {
         return None;
     }
     // q - 1 = qq * 2^s.
@@ -343,7 +350,11 @@ fn sqrt_tonelli_shanks_vt(p: u64, qq: u64, s: u32, z: u64, n: u64) -> Option<u64
 /// Reverses the lowest `bits` bits of `x`.
 #[inline]
 pub const fn bit_reverse(x: usize, bits: u32) -> usize {
-    if bits == 0 { 0 } else { x.reverse_bits() >> (usize::BITS - bits) }
+    if bits == 0 {
+        0
+    } else {
+        x.reverse_bits() >> (usize::BITS - bits)
+    }
 }
 
 #[cfg(test)]
@@ -361,8 +372,24 @@ mod tests {
 
     #[test]
     fn primality_known_values() {
-        let primes = [2u64, 3, 5, 97, 65_537, 2_147_483_647, 18_446_744_073_709_551_557];
-        let composites = [1u64, 4, 561, 1_105, 3_215_031_751, 341_550_071_728_321, u64::MAX];
+        let primes = [
+            2u64,
+            3,
+            5,
+            97,
+            65_537,
+            2_147_483_647,
+            18_446_744_073_709_551_557,
+        ];
+        let composites = [
+            1u64,
+            4,
+            561,
+            1_105,
+            3_215_031_751,
+            341_550_071_728_321,
+            u64::MAX,
+        ];
         for p in primes {
             assert!(is_prime_vt(p), "{p}");
         }

@@ -77,7 +77,11 @@ impl NttTable {
     /// Tables that always use the own backend (reference; tests and benchmarks).
     pub fn new_own(modulus: Modulus, log_n: u32) -> Result<Self, Error> {
         if !(MIN_LOG_N..=MAX_LOG_N).contains(&log_n) {
-            return Err(Error::LogNOutOfRange { log_n, min: MIN_LOG_N, max: MAX_LOG_N });
+            return Err(Error::LogNOutOfRange {
+                log_n,
+                min: MIN_LOG_N,
+                max: MAX_LOG_N,
+            });
         }
         let n = 1usize << log_n;
         let q = modulus.value();
@@ -101,7 +105,9 @@ impl NttTable {
         }
         let fwd_shoup = fwd.iter().map(|&w| modulus.shoup(w)).collect();
         let inv_shoup = inv.iter().map(|&w| modulus.shoup(w)).collect();
-        let n_inv = modulus.inv(n as u64).ok_or(Error::NotPrime { modulus: q })?;
+        let n_inv = modulus
+            .inv(n as u64)
+            .ok_or(Error::NotPrime { modulus: q })?;
         Ok(Self {
             n,
             log_n,
@@ -172,7 +178,11 @@ impl NttTable {
         if a.len() == self.n {
             Ok(())
         } else {
-            Err(Error::LengthMismatch { what: "NTT input", expected: self.n, found: a.len() })
+            Err(Error::LengthMismatch {
+                what: "NTT input",
+                expected: self.n,
+                found: a.len(),
+            })
         }
     }
 
@@ -314,8 +324,14 @@ mod tests {
     fn rejects_bad_sizes_and_primes() {
         let q = generate_primes_vt(40, 1, 1 << 11, &[]).unwrap()[0];
         let m = Modulus::new(q).unwrap();
-        assert!(matches!(NttTable::new(m, 9), Err(Error::LogNOutOfRange { .. })));
-        assert!(matches!(NttTable::new(m, 18), Err(Error::LogNOutOfRange { .. })));
+        assert!(matches!(
+            NttTable::new(m, 9),
+            Err(Error::LogNOutOfRange { .. })
+        ));
+        assert!(matches!(
+            NttTable::new(m, 18),
+            Err(Error::LogNOutOfRange { .. })
+        ));
         // q ≡ 1 mod 2^11 but (most likely) not mod 2^17: find one that is not.
         let q2 = generate_primes_vt(40, 8, 1 << 11, &[])
             .unwrap()
@@ -362,8 +378,11 @@ mod tests {
             let (mut fa, mut fb) = (a.clone(), b.clone());
             t.forward(&mut fa).unwrap();
             t.forward(&mut fb).unwrap();
-            let mut prod: Vec<u64> =
-                fa.iter().zip(&fb).map(|(&x, &y)| t.modulus().mul(x, y)).collect();
+            let mut prod: Vec<u64> = fa
+                .iter()
+                .zip(&fb)
+                .map(|(&x, &y)| t.modulus().mul(x, y))
+                .collect();
             t.inverse(&mut prod).unwrap();
             assert_eq!(prod, want, "{bits}-bit, log_n {log_n}");
         }
@@ -387,7 +406,11 @@ mod tests {
                 assert_eq!(x, a);
                 assert_eq!(y, a);
                 #[cfg(all(feature = "tfhe-ntt", target_arch = "x86_64"))]
-                assert_eq!(fast.backend(), NttBackend::TfheNtt, "log_n {log_n}, {bits}-bit");
+                assert_eq!(
+                    fast.backend(),
+                    NttBackend::TfheNtt,
+                    "log_n {log_n}, {bits}-bit"
+                );
             }
         }
     }

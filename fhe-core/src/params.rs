@@ -121,9 +121,17 @@ impl ParamsLiteral {
     /// Checks everything and precomputes the RNS context.
     pub fn validate(&self) -> Result<Params, Error> {
         let (min, max) = LOG_N_RANGE;
-        let max = if self.security == Security::Classical128 { 16 } else { max };
+        let max = if self.security == Security::Classical128 {
+            16
+        } else {
+            max
+        };
         if !(min..=max).contains(&self.log_n) {
-            return Err(Error::LogNOutOfRange { log_n: self.log_n, min, max });
+            return Err(Error::LogNOutOfRange {
+                log_n: self.log_n,
+                min,
+                max,
+            });
         }
         let n = 1usize << self.log_n;
         let two_n = 2 * n as u64;
@@ -133,14 +141,21 @@ impl ParamsLiteral {
             return Err(Error::EmptyModulusChain);
         }
         if q.len() > MAX_Q_LIMBS {
-            return Err(Error::LengthMismatch { what: "Q limbs (at most 64)", expected: MAX_Q_LIMBS, found: q.len() });
+            return Err(Error::LengthMismatch {
+                what: "Q limbs (at most 64)",
+                expected: MAX_Q_LIMBS,
+                found: q.len(),
+            });
         }
         if p.is_empty() {
             return Err(Error::MissingSpecialPrimes);
         }
         for (i, &m) in q.iter().chain(&p).enumerate() {
-            if m < (1 << 10) || m >= (1 << MAX_MODULUS_BITS) {
-                return Err(Error::ModulusOutOfRange { modulus: m, max_bits: MAX_MODULUS_BITS });
+            if !((1 << 10)..(1 << MAX_MODULUS_BITS)).contains(&m) {
+                return Err(Error::ModulusOutOfRange {
+                    modulus: m,
+                    max_bits: MAX_MODULUS_BITS,
+                });
             }
             if !is_prime_vt(m) {
                 return Err(Error::NotPrime { modulus: m });
@@ -153,7 +168,10 @@ impl ParamsLiteral {
             }
         }
         if self.dnum == 0 || self.dnum > q.len() {
-            return Err(Error::InvalidDnum { dnum: self.dnum, q_limbs: q.len() });
+            return Err(Error::InvalidDnum {
+                dnum: self.dnum,
+                q_limbs: q.len(),
+            });
         }
         let alpha = q.len().div_ceil(self.dnum);
         let p_bits = log2_sum(&p);
@@ -169,26 +187,49 @@ impl ParamsLiteral {
         // The scale must leave room in q_0 for the message, and match the rescaling primes
         // (each within one bit above the scale, so rescaling keeps the scale near Δ).
         let q0_bits = q.first().map_or(0.0, |&v| libm::log2(v as f64));
-        let min_rescale_bits = q.iter().skip(1).map(|&v| libm::log2(v as f64)).fold(f64::INFINITY, f64::min);
+        let min_rescale_bits = q
+            .iter()
+            .skip(1)
+            .map(|&v| libm::log2(v as f64))
+            .fold(f64::INFINITY, f64::min);
         let max_scale = (q0_bits - 1.0).min(min_rescale_bits + 1.0);
         if !(self.log_scale.is_finite() && self.log_scale > 0.0 && self.log_scale <= max_scale) {
-            return Err(Error::ScaleTooLarge { log_scale: self.log_scale, max_log_scale: max_scale });
+            return Err(Error::ScaleTooLarge {
+                log_scale: self.log_scale,
+                max_log_scale: max_scale,
+            });
         }
-        if let SecretDist::SparseTernary { hamming_weight } = self.secret {
-            if hamming_weight == 0 || hamming_weight > n {
-                return Err(Error::InvalidHammingWeight { weight: hamming_weight, n });
-            }
+        if let SecretDist::SparseTernary { hamming_weight } = self.secret
+            && (hamming_weight == 0 || hamming_weight > n)
+        {
+            return Err(Error::InvalidHammingWeight {
+                weight: hamming_weight,
+                n,
+            });
         }
         let log_qp = log2_sum(&q) + p_bits;
         if self.security == Security::Classical128 {
             let bound = max_log_qp_128(self.log_n).unwrap_or(0);
             if log_qp > f64::from(bound) {
-                return Err(Error::InsecureModulus { log_n: self.log_n, log_qp, max_log_qp: bound });
+                return Err(Error::InsecureModulus {
+                    log_n: self.log_n,
+                    log_qp,
+                    max_log_qp: bound,
+                });
             }
         }
         let ctx = RnsContext::new(self.log_n, &q, &p)?;
         let fingerprint = fingerprint(self, &q, &p);
-        Ok(Params { inner: Arc::new(Inner { literal: self.clone(), q, p, ctx, fingerprint, log_qp }) })
+        Ok(Params {
+            inner: Arc::new(Inner {
+                literal: self.clone(),
+                q,
+                p,
+                ctx,
+                fingerprint,
+                log_qp,
+            }),
+        })
     }
 }
 
@@ -205,7 +246,13 @@ fn fingerprint(lit: &ParamsLiteral, q: &[u64], p: &[u64]) -> u64 {
         .into_iter()
         .chain(q.iter().copied())
         .chain(p.iter().copied())
-        .chain([lit.log_scale.to_bits(), lit.dnum as u64, secret_code, h, ERROR_SIGMA.to_bits()]);
+        .chain([
+            lit.log_scale.to_bits(),
+            lit.dnum as u64,
+            secret_code,
+            h,
+            ERROR_SIGMA.to_bits(),
+        ]);
     let mut hash = OFFSET;
     for w in words {
         for b in w.to_le_bytes() {
@@ -284,7 +331,9 @@ impl Params {
 }
 
 fn repeat(first: u32, bits: u32, count: usize) -> Vec<u32> {
-    core::iter::once(first).chain(core::iter::repeat_n(bits, count)).collect()
+    core::iter::once(first)
+        .chain(core::iter::repeat_n(bits, count))
+        .collect()
 }
 
 /// Named parameter sets.
@@ -427,7 +476,10 @@ mod tests {
         for (name, lit) in presets::all() {
             let p = lit.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
             if p.security() == Security::Classical128 {
-                assert!(p.log_qp() <= f64::from(max_log_qp_128(p.log_n()).unwrap()), "{name}");
+                assert!(
+                    p.log_qp() <= f64::from(max_log_qp_128(p.log_n()).unwrap()),
+                    "{name}"
+                );
                 assert!(!name.contains("insecure"));
             } else {
                 assert!(name.contains("insecure"), "{name} skips the security check");
@@ -458,10 +510,20 @@ mod tests {
     fn rejects_log_n_out_of_range() {
         let mut lit = base();
         lit.log_n = 9;
-        assert!(matches!(lit.validate(), Err(Error::LogNOutOfRange { log_n: 9, .. })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::LogNOutOfRange { log_n: 9, .. })
+        ));
         let mut lit = presets::n16_train();
         lit.log_n = 17; // no standard bound: not allowed as "secure"
-        assert!(matches!(lit.validate(), Err(Error::LogNOutOfRange { log_n: 17, max: 16, .. })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::LogNOutOfRange {
+                log_n: 17,
+                max: 16,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -471,7 +533,12 @@ mod tests {
         q[1] = (q[1] - 1) * 3 + 1; // ≡ 1 mod 2N still, but composite? make sure:
         q[1] = 2049 * 2049; // 2049² ≡ 1 mod 2048, composite
         lit.q = Moduli::Primes(q);
-        assert_eq!(lit.validate().unwrap_err(), Error::NotPrime { modulus: 2049 * 2049 });
+        assert_eq!(
+            lit.validate().unwrap_err(),
+            Error::NotPrime {
+                modulus: 2049 * 2049
+            }
+        );
     }
 
     #[test]
@@ -480,7 +547,10 @@ mod tests {
         lit.q = Moduli::Primes(vec![primes(&[50], 10, &[])[0], 1_000_000_007]);
         assert_eq!(
             lit.validate().unwrap_err(),
-            Error::NotNttFriendly { modulus: 1_000_000_007, two_n: 2048 }
+            Error::NotNttFriendly {
+                modulus: 1_000_000_007,
+                two_n: 2048
+            }
         );
     }
 
@@ -489,19 +559,28 @@ mod tests {
         let q = primes(&[50, 40], 10, &[]);
         let mut lit = base();
         lit.q = Moduli::Primes(vec![q[0], q[1], q[1]]);
-        assert_eq!(lit.validate().unwrap_err(), Error::DuplicateModulus { modulus: q[1] });
+        assert_eq!(
+            lit.validate().unwrap_err(),
+            Error::DuplicateModulus { modulus: q[1] }
+        );
         let mut lit = base();
         lit.q = Moduli::Primes(q.clone());
         lit.p = Moduli::Primes(vec![q[0]]);
         lit.dnum = 2;
-        assert_eq!(lit.validate().unwrap_err(), Error::DuplicateModulus { modulus: q[0] });
+        assert_eq!(
+            lit.validate().unwrap_err(),
+            Error::DuplicateModulus { modulus: q[0] }
+        );
     }
 
     #[test]
     fn rejects_oversized_modulus() {
         let mut lit = base();
         lit.q = Moduli::Primes(vec![(1 << 62) + 1]);
-        assert!(matches!(lit.validate(), Err(Error::ModulusOutOfRange { .. })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::ModulusOutOfRange { .. })
+        ));
     }
 
     #[test]
@@ -511,9 +590,18 @@ mod tests {
         assert_eq!(lit.validate().unwrap_err(), Error::MissingSpecialPrimes);
         let mut lit = base();
         lit.dnum = 0;
-        assert!(matches!(lit.validate(), Err(Error::InvalidDnum { dnum: 0, .. })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InvalidDnum { dnum: 0, .. })
+        ));
         lit.dnum = 6;
-        assert!(matches!(lit.validate(), Err(Error::InvalidDnum { dnum: 6, q_limbs: 5 })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InvalidDnum {
+                dnum: 6,
+                q_limbs: 5
+            })
+        ));
         let mut lit = base();
         lit.dnum = 1; // one digit of ~210 bits, P has ~100
         assert!(matches!(lit.validate(), Err(Error::DigitExceedsP { .. })));
@@ -527,11 +615,25 @@ mod tests {
         let mut lit = presets::n16_train();
         lit.q = Moduli::Bits(repeat(58, 42, 36)); // ≈ 1810 bits with P
         lit.dnum = 8;
-        assert!(matches!(lit.validate(), Err(Error::InsecureModulus { log_n: 16, max_log_qp: 1772, .. })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InsecureModulus {
+                log_n: 16,
+                max_log_qp: 1772,
+                ..
+            })
+        ));
         let mut lit = presets::n13();
         lit.q = Moduli::Bits(repeat(50, 40, 3));
         lit.dnum = 4;
-        assert!(matches!(lit.validate(), Err(Error::InsecureModulus { log_n: 13, max_log_qp: 218, .. })));
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InsecureModulus {
+                log_n: 13,
+                max_log_qp: 218,
+                ..
+            })
+        ));
         // The same literal passes only when explicitly marked insecure.
         lit.security = Security::InsecureForTestsOnly;
         assert!(lit.validate().is_ok());
@@ -555,8 +657,13 @@ mod tests {
     fn rejects_bad_hamming_weight() {
         let mut lit = base();
         lit.secret = SecretDist::SparseTernary { hamming_weight: 0 };
-        assert_eq!(lit.validate().unwrap_err(), Error::InvalidHammingWeight { weight: 0, n: 1024 });
-        lit.secret = SecretDist::SparseTernary { hamming_weight: 2000 };
+        assert_eq!(
+            lit.validate().unwrap_err(),
+            Error::InvalidHammingWeight { weight: 0, n: 1024 }
+        );
+        lit.secret = SecretDist::SparseTernary {
+            hamming_weight: 2000,
+        };
         assert!(lit.validate().is_err());
         lit.secret = SecretDist::SparseTernary { hamming_weight: 64 };
         assert!(lit.validate().is_ok());
@@ -567,11 +674,24 @@ mod tests {
         let cases: [(Error, &str); 4] = [
             (Error::NotPrime { modulus: 15 }, "modulus 15 is not prime"),
             (
-                Error::InsecureModulus { log_n: 13, log_qp: 250.04, max_log_qp: 218 },
+                Error::InsecureModulus {
+                    log_n: 13,
+                    log_qp: 250.04,
+                    max_log_qp: 218,
+                },
                 "log2(QP) = 250.0 exceeds the 128-bit HE-standard bound 218 for N = 2^13",
             ),
-            (Error::LevelTooLow { have: 0, need: 1 }, "level too low: have 0, need 1"),
-            (Error::WrongKind { expected: 4, found: 2 }, "wrong object kind: expected EvalKeys, found SecretKey"),
+            (
+                Error::LevelTooLow { have: 0, need: 1 },
+                "level too low: have 0, need 1",
+            ),
+            (
+                Error::WrongKind {
+                    expected: 4,
+                    found: 2,
+                },
+                "wrong object kind: expected EvalKeys, found SecretKey",
+            ),
         ];
         for (e, want) in cases {
             assert_eq!(alloc::format!("{e}"), want);

@@ -88,7 +88,10 @@ impl BaseConverter {
                     .fold(1u64, |acc, (_, o)| t.mul(acc, t.reduce(o.value())));
                 hat_mod_dst.push(hat);
             }
-            b_mod_dst.push(src.iter().fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value()))));
+            b_mod_dst.push(
+                src.iter()
+                    .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value()))),
+            );
         }
         Self {
             src: src.to_vec(),
@@ -118,8 +121,10 @@ impl BaseConverter {
     /// First half of a conversion: `z_j = [y_j · (B/b_j)^-1]_{b_j}` for the `src_len` limbs of
     /// `n` residues in `src`, into `z` (`src_len · n` words).
     pub fn prepare(&self, src: &[u64], z: &mut [u64], n: usize) {
-        for ((zl, yl), (m, &(hi, his))) in
-            z.chunks_exact_mut(n).zip(src.chunks_exact(n)).zip(self.src.iter().zip(&self.hat_inv))
+        for ((zl, yl), (m, &(hi, his))) in z
+            .chunks_exact_mut(n)
+            .zip(src.chunks_exact(n))
+            .zip(self.src.iter().zip(&self.hat_inv))
         {
             for (zc, &yc) in zl.iter_mut().zip(yl) {
                 *zc = m.mul_shoup(yc, hi, his);
@@ -195,8 +200,14 @@ impl RnsContext {
             return Err(Error::EmptyModulusChain);
         }
         let n = 1usize << log_n;
-        let qm = q.iter().map(|&v| Modulus::new(v)).collect::<Result<Vec<_>, _>>()?;
-        let pm = p.iter().map(|&v| Modulus::new(v)).collect::<Result<Vec<_>, _>>()?;
+        let qm = q
+            .iter()
+            .map(|&v| Modulus::new(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pm = p
+            .iter()
+            .map(|&v| Modulus::new(v))
+            .collect::<Result<Vec<_>, _>>()?;
         let ntt = qm
             .iter()
             .chain(&pm)
@@ -205,29 +216,50 @@ impl RnsContext {
         let mut rescale_inv = Vec::new();
         for (l, ql) in qm.iter().enumerate().skip(1) {
             for qi in qm.iter().take(l) {
-                let inv = qi.inv(ql.value()).ok_or(Error::DuplicateModulus { modulus: ql.value() })?;
+                let inv = qi.inv(ql.value()).ok_or(Error::DuplicateModulus {
+                    modulus: ql.value(),
+                })?;
                 rescale_inv.push((inv, qi.shoup(inv)));
             }
         }
         let mut garner_inv = Vec::new();
         for (j, qj) in qm.iter().enumerate().skip(1) {
             for qk in qm.iter().take(j) {
-                garner_inv.push(qj.inv(qk.value()).ok_or(Error::DuplicateModulus { modulus: qk.value() })?);
+                garner_inv.push(qj.inv(qk.value()).ok_or(Error::DuplicateModulus {
+                    modulus: qk.value(),
+                })?);
             }
         }
         let mut p_inv_mod_q = Vec::with_capacity(qm.len());
         for qi in &qm {
-            let pp = pm.iter().fold(1u64, |acc, pj| qi.mul(acc, qi.reduce(pj.value())));
-            let inv = qi.inv(pp).ok_or(Error::DuplicateModulus { modulus: qi.value() })?;
+            let pp = pm
+                .iter()
+                .fold(1u64, |acc, pj| qi.mul(acc, qi.reduce(pj.value())));
+            let inv = qi.inv(pp).ok_or(Error::DuplicateModulus {
+                modulus: qi.value(),
+            })?;
             p_inv_mod_q.push((inv, qi.shoup(inv)));
         }
         let p_to_q = (!pm.is_empty()).then(|| BaseConverter::new(&pm, &qm));
         let q_to_p = if pm.is_empty() {
             Vec::new()
         } else {
-            (1..=qm.len()).map(|l| BaseConverter::new(qm.get(..l).unwrap_or(&[]), &pm)).collect()
+            (1..=qm.len())
+                .map(|l| BaseConverter::new(qm.get(..l).unwrap_or(&[]), &pm))
+                .collect()
         };
-        Ok(Self { log_n, n, q: qm, p: pm, ntt, rescale_inv, garner_inv, p_inv_mod_q, p_to_q, q_to_p })
+        Ok(Self {
+            log_n,
+            n,
+            q: qm,
+            p: pm,
+            ntt,
+            rescale_inv,
+            garner_inv,
+            p_inv_mod_q,
+            p_to_q,
+            q_to_p,
+        })
     }
 
     /// `log2 N`.
@@ -266,21 +298,30 @@ impl RnsContext {
     /// Moduli and NTT tables of the limbs of a polynomial at `level`, extended by P or not.
     fn limb_tables(&self, level: usize, ext: bool) -> impl Iterator<Item = &NttTable> {
         let p_start = self.q.len();
-        self.ntt.iter().take(level + 1).chain(self.ntt.iter().skip(p_start).take(if ext {
-            self.p.len()
-        } else {
-            0
-        }))
+        self.ntt
+            .iter()
+            .take(level + 1)
+            .chain(
+                self.ntt
+                    .iter()
+                    .skip(p_start)
+                    .take(if ext { self.p.len() } else { 0 }),
+            )
     }
 
     /// The residues of the integer `x` modulo each limb of a polynomial at `level`.
     pub fn scalar_from_i64(&self, x: i64, level: usize, ext: bool) -> Vec<u64> {
-        self.limb_tables(level, ext).map(|t| t.modulus().reduce_i64(x)).collect()
+        self.limb_tables(level, ext)
+            .map(|t| t.modulus().reduce_i64(x))
+            .collect()
     }
 
     /// The NTT-domain index permutation of the automorphism `X → X^k` (`k` odd).
     pub fn galois_permutation(&self, k: usize) -> Vec<u32> {
-        automorphism_permutation(self.log_n, k).into_iter().map(|i| i as u32).collect()
+        automorphism_permutation(self.log_n, k)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect()
     }
 
     /// Scratch (u64 words) for [`Poly::rescale_assign`].
@@ -342,35 +383,77 @@ impl<R: Representation> Poly<R> {
     /// A placeholder with no storage (no allocation); give it a shape with
     /// [`Poly::into_zeroed`] before use.
     pub fn empty() -> Self {
-        Self { n: 0, q_limbs: 1, p_limbs: 0, data: Vec::new(), _repr: PhantomData }
+        Self {
+            n: 0,
+            q_limbs: 1,
+            p_limbs: 0,
+            data: Vec::new(),
+            _repr: PhantomData,
+        }
     }
 
     /// Reuses this polynomial's buffer for a zero polynomial of any representation at `level`
     /// (no allocation when the capacity suffices).
-    pub fn into_zeroed<S: Representation>(mut self, ctx: &RnsContext, level: usize, ext: bool) -> Poly<S> {
+    pub fn into_zeroed<S: Representation>(
+        mut self,
+        ctx: &RnsContext,
+        level: usize,
+        ext: bool,
+    ) -> Poly<S> {
         let p_limbs = if ext { ctx.p.len() } else { 0 };
         self.data.clear();
         self.data.resize(ctx.n * (level + 1 + p_limbs), 0);
-        Poly { n: ctx.n, q_limbs: level + 1, p_limbs, data: core::mem::take(&mut self.data), _repr: PhantomData }
+        Poly {
+            n: ctx.n,
+            q_limbs: level + 1,
+            p_limbs,
+            data: core::mem::take(&mut self.data),
+            _repr: PhantomData,
+        }
     }
 
     /// Builds a polynomial from raw limbs (checked: length and reduction of every residue).
-    pub fn from_limbs(ctx: &RnsContext, level: usize, ext: bool, data: Vec<u64>) -> Result<Self, Error> {
+    pub fn from_limbs(
+        ctx: &RnsContext,
+        level: usize,
+        ext: bool,
+        data: Vec<u64>,
+    ) -> Result<Self, Error> {
         if level > ctx.max_level() {
-            return Err(Error::LevelTooLow { have: ctx.max_level(), need: level });
+            return Err(Error::LevelTooLow {
+                have: ctx.max_level(),
+                need: level,
+            });
         }
         let p_limbs = if ext { ctx.p.len() } else { 0 };
         let want = ctx.n * (level + 1 + p_limbs);
         if data.len() != want {
-            return Err(Error::LengthMismatch { what: "polynomial limbs", expected: want, found: data.len() });
+            return Err(Error::LengthMismatch {
+                what: "polynomial limbs",
+                expected: want,
+                found: data.len(),
+            });
         }
-        for (j, (limb, t)) in data.chunks_exact(ctx.n).zip(ctx.limb_tables(level, ext)).enumerate() {
+        for (j, (limb, t)) in data
+            .chunks_exact(ctx.n)
+            .zip(ctx.limb_tables(level, ext))
+            .enumerate()
+        {
             let q = t.modulus().value();
             if limb.iter().any(|&c| c >= q) {
-                return Err(Error::CoefficientNotReduced { limb: j, modulus: q });
+                return Err(Error::CoefficientNotReduced {
+                    limb: j,
+                    modulus: q,
+                });
             }
         }
-        Ok(Self { n: ctx.n, q_limbs: level + 1, p_limbs, data, _repr: PhantomData })
+        Ok(Self {
+            n: ctx.n,
+            q_limbs: level + 1,
+            p_limbs,
+            data,
+            _repr: PhantomData,
+        })
     }
 
     /// The level (number of Q limbs minus one).
@@ -455,7 +538,10 @@ impl<R: Representation> Poly<R> {
     /// `self = -self`.
     pub fn neg_assign(&mut self, ctx: &RnsContext) {
         let n = self.n;
-        for (t, a) in ctx.limb_tables(self.level(), self.is_extended()).zip(self.data.chunks_exact_mut(n)) {
+        for (t, a) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(self.data.chunks_exact_mut(n))
+        {
             let m = t.modulus();
             a.iter_mut().for_each(|x| *x = m.neg(*x));
         }
@@ -482,7 +568,11 @@ impl<R: Representation> Poly<R> {
     pub fn mul_scalar_assign(&mut self, ctx: &RnsContext, scalar: &[u64]) -> Result<(), Error> {
         let limbs = self.q_limbs + self.p_limbs;
         if scalar.len() != limbs {
-            return Err(Error::LengthMismatch { what: "RNS scalar", expected: limbs, found: scalar.len() });
+            return Err(Error::LengthMismatch {
+                what: "RNS scalar",
+                expected: limbs,
+                found: scalar.len(),
+            });
         }
         let n = self.n;
         for ((t, a), &s) in ctx
@@ -500,7 +590,10 @@ impl<R: Representation> Poly<R> {
     /// Drops Q limbs down to `level` (keeps the P limbs if extended). Never allocates.
     pub fn drop_to_level(&mut self, level: usize) -> Result<(), Error> {
         if level > self.level() {
-            return Err(Error::LevelTooLow { have: self.level(), need: level });
+            return Err(Error::LevelTooLow {
+                have: self.level(),
+                need: level,
+            });
         }
         let n = self.n;
         let keep = (level + 1) * n;
@@ -514,15 +607,26 @@ impl<R: Representation> Poly<R> {
 
     /// A polynomial with the given small signed coefficients (secrets, errors), reduced into
     /// every limb branch-free. Coefficient domain; convert with [`Poly::into_ntt`].
-    pub fn from_small(ctx: &RnsContext, level: usize, ext: bool, coeffs: &[i64]) -> Result<Poly<Coeff>, Error> {
+    pub fn from_small(
+        ctx: &RnsContext,
+        level: usize,
+        ext: bool,
+        coeffs: &[i64],
+    ) -> Result<Poly<Coeff>, Error> {
         if coeffs.len() != ctx.n {
-            return Err(Error::LengthMismatch { what: "small polynomial", expected: ctx.n, found: coeffs.len() });
+            return Err(Error::LengthMismatch {
+                what: "small polynomial",
+                expected: ctx.n,
+                found: coeffs.len(),
+            });
         }
         let mut p = Poly::<Coeff>::zero(ctx, level, ext);
         let n = ctx.n;
         for (t, limb) in ctx.limb_tables(level, ext).zip(p.data.chunks_exact_mut(n)) {
             let m = t.modulus();
-            limb.iter_mut().zip(coeffs).for_each(|(x, &c)| *x = m.reduce_i64(c));
+            limb.iter_mut()
+                .zip(coeffs)
+                .for_each(|(x, &c)| *x = m.reduce_i64(c));
         }
         Ok(p)
     }
@@ -531,7 +635,12 @@ impl<R: Representation> Poly<R> {
 impl Poly<Ntt> {
     /// A polynomial with independent uniform residues (uniform mod `Q·P` by the CRT), drawn in
     /// the NTT domain directly (the NTT is a bijection).
-    pub fn uniform<G: RngCore + CryptoRng>(ctx: &RnsContext, level: usize, ext: bool, rng: &mut G) -> Self {
+    pub fn uniform<G: RngCore + CryptoRng>(
+        ctx: &RnsContext,
+        level: usize,
+        ext: bool,
+        rng: &mut G,
+    ) -> Self {
         let mut p = Self::zero(ctx, level, ext);
         let n = ctx.n;
         for (t, limb) in ctx.limb_tables(level, ext).zip(p.data.chunks_exact_mut(n)) {
@@ -580,7 +689,11 @@ impl Poly<Ntt> {
     /// ctx.galois_permutation(k)`. Never allocates when `out` has the capacity.
     pub fn automorphism_into(&self, perm: &[u32], out: &mut Self) -> Result<(), Error> {
         if perm.len() != self.n {
-            return Err(Error::LengthMismatch { what: "Galois permutation", expected: self.n, found: perm.len() });
+            return Err(Error::LengthMismatch {
+                what: "Galois permutation",
+                expected: self.n,
+                found: perm.len(),
+            });
         }
         self.shape_like(out);
         let n = self.n;
@@ -595,11 +708,20 @@ impl Poly<Ntt> {
     /// Converts to the coefficient representation in place (no allocation).
     pub fn into_coeff(mut self, ctx: &RnsContext) -> Poly<Coeff> {
         let n = self.n;
-        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(self.data.chunks_exact_mut(n)) {
+        for (t, limb) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(self.data.chunks_exact_mut(n))
+        {
             // Lengths match by construction.
             let _ = t.inverse(limb);
         }
-        Poly { n, q_limbs: self.q_limbs, p_limbs: self.p_limbs, data: core::mem::take(&mut self.data), _repr: PhantomData }
+        Poly {
+            n,
+            q_limbs: self.q_limbs,
+            p_limbs: self.p_limbs,
+            data: core::mem::take(&mut self.data),
+            _repr: PhantomData,
+        }
     }
 
     /// `out = INTT(self)`, without allocating when `out` has the capacity.
@@ -607,7 +729,10 @@ impl Poly<Ntt> {
         self.shape_like(out);
         out.data.copy_from_slice(&self.data);
         let n = self.n;
-        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(out.data.chunks_exact_mut(n)) {
+        for (t, limb) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(out.data.chunks_exact_mut(n))
+        {
             let _ = t.inverse(limb);
         }
     }
@@ -620,13 +745,24 @@ impl Poly<Ntt> {
             return Err(Error::LevelTooLow { have: 0, need: 1 });
         }
         if self.is_extended() {
-            return Err(Error::LengthMismatch { what: "rescale of a P-extended polynomial", expected: 0, found: self.p_limbs });
+            return Err(Error::LengthMismatch {
+                what: "rescale of a P-extended polynomial",
+                expected: 0,
+                found: self.p_limbs,
+            });
         }
         let n = self.n;
         let have = scratch.len();
-        let tmp = scratch.get_mut(..n).ok_or(Error::LengthMismatch { what: "rescale scratch", expected: n, found: have })?;
+        let tmp = scratch.get_mut(..n).ok_or(Error::LengthMismatch {
+            what: "rescale scratch",
+            expected: n,
+            found: have,
+        })?;
         let (head, last) = self.data.split_at_mut(l * n);
-        let tl = ctx.ntt.get(l).ok_or(Error::LevelTooLow { have: ctx.max_level(), need: l })?;
+        let tl = ctx.ntt.get(l).ok_or(Error::LevelTooLow {
+            have: ctx.max_level(),
+            need: l,
+        })?;
         tl.inverse(last)?;
         let ql = *tl.modulus();
         let invs = ctx.rescale_inv.iter().skip(l * (l - 1) / 2).take(l);
@@ -656,18 +792,31 @@ impl Poly<Ntt> {
         let k = self.p_limbs;
         let need = ctx.mod_down_scratch_len();
         if scratch.len() < need {
-            return Err(Error::LengthMismatch { what: "mod-down scratch", expected: need, found: scratch.len() });
+            return Err(Error::LengthMismatch {
+                what: "mod-down scratch",
+                expected: need,
+                found: scratch.len(),
+            });
         }
         let (tmp, conv_scratch) = scratch.split_at_mut(n);
         let q_len = self.q_limbs;
         let (qpart, ppart) = self.data.split_at_mut(q_len * n);
-        for (t, limb) in ctx.ntt.iter().skip(ctx.q.len()).zip(ppart.chunks_exact_mut(n)) {
+        for (t, limb) in ctx
+            .ntt
+            .iter()
+            .skip(ctx.q.len())
+            .zip(ppart.chunks_exact_mut(n))
+        {
             t.inverse(limb)?;
         }
         let z = conv_scratch.get_mut(..k * n).unwrap_or_default();
         conv.prepare(ppart, z, n);
-        for (i, ((t, limb), &(inv, inv_s))) in
-            ctx.ntt.iter().zip(qpart.chunks_exact_mut(n)).zip(&ctx.p_inv_mod_q).enumerate()
+        for (i, ((t, limb), &(inv, inv_s))) in ctx
+            .ntt
+            .iter()
+            .zip(qpart.chunks_exact_mut(n))
+            .zip(&ctx.p_inv_mod_q)
+            .enumerate()
         {
             conv.row(z, i, tmp, n);
             t.forward(tmp)?;
@@ -686,10 +835,19 @@ impl Poly<Coeff> {
     /// Converts to the NTT representation in place (no allocation).
     pub fn into_ntt(mut self, ctx: &RnsContext) -> Poly<Ntt> {
         let n = self.n;
-        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(self.data.chunks_exact_mut(n)) {
+        for (t, limb) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(self.data.chunks_exact_mut(n))
+        {
             let _ = t.forward(limb);
         }
-        Poly { n, q_limbs: self.q_limbs, p_limbs: self.p_limbs, data: core::mem::take(&mut self.data), _repr: PhantomData }
+        Poly {
+            n,
+            q_limbs: self.q_limbs,
+            p_limbs: self.p_limbs,
+            data: core::mem::take(&mut self.data),
+            _repr: PhantomData,
+        }
     }
 
     /// `out = NTT(self)`, without allocating when `out` has the capacity.
@@ -697,7 +855,10 @@ impl Poly<Coeff> {
         self.shape_like(out);
         out.data.copy_from_slice(&self.data);
         let n = self.n;
-        for (t, limb) in ctx.limb_tables(self.level(), self.is_extended()).zip(out.data.chunks_exact_mut(n)) {
+        for (t, limb) in ctx
+            .limb_tables(self.level(), self.is_extended())
+            .zip(out.data.chunks_exact_mut(n))
+        {
             let _ = t.forward(limb);
         }
     }
@@ -726,11 +887,17 @@ impl Poly<Coeff> {
 
     /// Extends a polynomial over Q_level by the P limbs (exact centred base conversion); the
     /// result is in the coefficient domain. `scratch` needs [`RnsContext::extend_scratch_len`].
-    pub fn extend_to_p_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
+    pub fn extend_to_p_assign(
+        &mut self,
+        ctx: &RnsContext,
+        scratch: &mut [u64],
+    ) -> Result<(), Error> {
         if self.is_extended() {
             return Ok(());
         }
-        let conv = ctx.q_to_p(self.level()).ok_or(Error::MissingSpecialPrimes)?;
+        let conv = ctx
+            .q_to_p(self.level())
+            .ok_or(Error::MissingSpecialPrimes)?;
         let n = self.n;
         let k = ctx.p.len();
         let old = self.data.len();
@@ -765,7 +932,11 @@ impl Poly<Coeff> {
         let mut v = [0u64; 64];
         for (j, (limb, mj)) in self.data.chunks_exact(n).zip(&ctx.q).take(l).enumerate() {
             let mut y = mj.add(limb.get(i).copied().unwrap_or(0), (mj.value() - 1) / 2);
-            let invs = ctx.garner_inv.iter().skip(j * j.saturating_sub(1) / 2).take(j);
+            let invs = ctx
+                .garner_inv
+                .iter()
+                .skip(j * j.saturating_sub(1) / 2)
+                .take(j);
             for (&vk, &inv) in v.iter().zip(invs) {
                 y = mj.mul(mj.sub(y, mj.reduce(vk)), inv);
             }

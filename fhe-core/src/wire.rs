@@ -61,7 +61,10 @@ impl ObjectKind {
         Self::ALL
             .into_iter()
             .find(|k| *k as u16 == code)
-            .ok_or(Error::UnknownCode { what: "object kind", code: u64::from(code) })
+            .ok_or(Error::UnknownCode {
+                what: "object kind",
+                code: u64::from(code),
+            })
     }
 
     /// Human-readable name, as used in error messages and `blindtuner inspect`.
@@ -116,9 +119,10 @@ impl Header {
     /// Parses and checks the header of `bytes`; returns it with the payload, which must be
     /// exactly `payload_len` long.
     pub fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
-        let (head, payload) = bytes
-            .split_at_checked(HEADER_LEN)
-            .ok_or(Error::Truncated { needed: HEADER_LEN, available: bytes.len() })?;
+        let (head, payload) = bytes.split_at_checked(HEADER_LEN).ok_or(Error::Truncated {
+            needed: HEADER_LEN,
+            available: bytes.len(),
+        })?;
         let (magic, rest) = head.split_at(4);
         if magic != MAGIC {
             return Err(Error::BadMagic);
@@ -126,11 +130,18 @@ impl Header {
         let (version, rest) = rest.split_at(2);
         let (kind, rest) = rest.split_at(2);
         let (fingerprint, len) = rest.split_at(8);
-        let version = u16::from_le_bytes([version[0], version[1]]);
+        let mut v2 = [0u8; 2];
+        v2.copy_from_slice(version);
+        let version = u16::from_le_bytes(v2);
         if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let kind = ObjectKind::from_code(u16::from_le_bytes([kind[0], kind[1]]))?;
+        let mut k2 = [0u8; 2];
+        k2.copy_from_slice(kind);
+        let kind = ObjectKind::from_code(u16::from_le_bytes(k2))?;
         let mut fp = [0u8; 8];
         fp.copy_from_slice(fingerprint);
         let mut pl = [0u8; 8];
@@ -142,7 +153,15 @@ impl Header {
                 available: payload.len(),
             });
         }
-        Ok((Header { version, kind, fingerprint: u64::from_le_bytes(fp), payload_len }, payload))
+        Ok((
+            Header {
+                version,
+                kind,
+                fingerprint: u64::from_le_bytes(fp),
+                payload_len,
+            },
+            payload,
+        ))
     }
 
     /// Like [`Header::decode`], and also checks the kind and (unless `expected_fp` is `None`)
@@ -154,12 +173,18 @@ impl Header {
     ) -> Result<(Header, &[u8]), Error> {
         let (h, payload) = Self::decode(bytes)?;
         if h.kind != kind {
-            return Err(Error::WrongKind { expected: kind as u16, found: h.kind as u16 });
+            return Err(Error::WrongKind {
+                expected: kind as u16,
+                found: h.kind as u16,
+            });
         }
-        if let Some(fp) = expected_fp {
-            if fp != h.fingerprint {
-                return Err(Error::FingerprintMismatch { expected: fp, found: h.fingerprint });
-            }
+        if let Some(fp) = expected_fp
+            && fp != h.fingerprint
+        {
+            return Err(Error::FingerprintMismatch {
+                expected: fp,
+                found: h.fingerprint,
+            });
         }
         Ok((h, payload))
     }
@@ -189,23 +214,41 @@ mod tests {
         let f = file(ObjectKind::SecretKey, 1, b"xy");
         assert_eq!(
             Header::decode_expect(&f, ObjectKind::EvalKeys, None).unwrap_err(),
-            Error::WrongKind { expected: 4, found: 2 }
+            Error::WrongKind {
+                expected: 4,
+                found: 2
+            }
         );
         assert_eq!(
             Header::decode_expect(&f, ObjectKind::SecretKey, Some(2)).unwrap_err(),
-            Error::FingerprintMismatch { expected: 2, found: 1 }
+            Error::FingerprintMismatch {
+                expected: 2,
+                found: 1
+            }
         );
-        assert!(matches!(Header::decode(&f[..f.len() - 1]), Err(Error::Truncated { .. })));
-        assert!(matches!(Header::decode(&f[..10]), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            Header::decode(&f[..f.len() - 1]),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            Header::decode(&f[..10]),
+            Err(Error::Truncated { .. })
+        ));
         let mut bad = f.clone();
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad).unwrap_err(), Error::BadMagic);
         let mut bad = f.clone();
         bad[4] = 9;
-        assert!(matches!(Header::decode(&bad), Err(Error::UnsupportedVersion { found: 9, .. })));
+        assert!(matches!(
+            Header::decode(&bad),
+            Err(Error::UnsupportedVersion { found: 9, .. })
+        ));
         let mut bad = f;
         bad[6] = 200;
-        assert!(matches!(Header::decode(&bad), Err(Error::UnknownCode { .. })));
+        assert!(matches!(
+            Header::decode(&bad),
+            Err(Error::UnknownCode { .. })
+        ));
     }
 
     #[test]

@@ -1,1 +1,4 @@
-pub struct Args; pub fn run(_: &Args) -> anyhow::Result<()> { Ok(()) }
+pub struct Args;
+pub fn run(_: &Args) -> anyhow::Result<()> {
+    Ok(())
+}

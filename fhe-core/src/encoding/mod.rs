@@ -57,7 +57,11 @@ impl Encoder {
         if slots == 0 || !slots.is_power_of_two() || slots > max {
             return Err(Error::InvalidSlots { slots, max });
         }
-        Ok(Self { params: params.clone(), fft: SlotFft::new(slots)?, gap: params.n() / (2 * slots) })
+        Ok(Self {
+            params: params.clone(),
+            fft: SlotFft::new(slots)?,
+            gap: params.n() / (2 * slots),
+        })
     }
 
     /// The slot count.
@@ -88,33 +92,57 @@ impl Encoder {
     ) -> Result<(), Error> {
         let slots = self.slots();
         if values.len() > slots {
-            return Err(Error::LengthMismatch { what: "values to encode", expected: slots, found: values.len() });
+            return Err(Error::LengthMismatch {
+                what: "values to encode",
+                expected: slots,
+                found: values.len(),
+            });
         }
         let ctx = self.params.ctx();
         if level > ctx.max_level() {
-            return Err(Error::LevelTooLow { have: ctx.max_level(), need: level });
+            return Err(Error::LevelTooLow {
+                have: ctx.max_level(),
+                need: level,
+            });
         }
         if !(scale.is_finite() && scale > 0.0) {
-            return Err(Error::EncodingOverflow { value: scale, log_scale: libm::log2(scale) });
+            return Err(Error::EncodingOverflow {
+                value: scale,
+                log_scale: libm::log2(scale),
+            });
         }
         let have = scratch.len();
-        let v = scratch.get_mut(..slots).ok_or(Error::LengthMismatch { what: "encoder scratch", expected: slots, found: have })?;
+        let v = scratch.get_mut(..slots).ok_or(Error::LengthMismatch {
+            what: "encoder scratch",
+            expected: slots,
+            found: have,
+        })?;
         v.fill(Complex::ZERO);
         for (d, s) in v.iter_mut().zip(values) {
             *d = *s;
         }
         self.fft.slots_to_coeffs(v)?;
         // Largest coefficient magnitude that does not wrap modulo Q_level (with a bit to spare).
-        let log_q: f64 = ctx.q().iter().take(level + 1).map(|m| libm::log2(m.value() as f64)).sum();
+        let log_q: f64 = ctx
+            .q()
+            .iter()
+            .take(level + 1)
+            .map(|m| libm::log2(m.value() as f64))
+            .sum();
         let log_limit = log_q - 2.0;
         let n = ctx.n();
         let half = n / 2;
-        let mut coeffs: Poly<Coeff> = core::mem::replace(out, Poly::empty()).into_zeroed(ctx, level, false);
+        let mut coeffs: Poly<Coeff> =
+            core::mem::replace(out, Poly::empty()).into_zeroed(ctx, level, false);
         for (limb, m) in coeffs.data_mut().chunks_exact_mut(n).zip(ctx.q()) {
             for (i, c) in v.iter().enumerate() {
                 for (idx, x) in [(i * self.gap, c.re), (half + i * self.gap, c.im)] {
-                    let r = encode_coeff(m, x * scale, log_limit)
-                        .map_err(|()| Error::EncodingOverflow { value: x, log_scale: libm::log2(scale) })?;
+                    let r = encode_coeff(m, x * scale, log_limit).map_err(|()| {
+                        Error::EncodingOverflow {
+                            value: x,
+                            log_scale: libm::log2(scale),
+                        }
+                    })?;
                     if let Some(d) = limb.get_mut(idx) {
                         *d = r;
                     }
@@ -137,19 +165,37 @@ impl Encoder {
     }
 
     /// Encodes complex values at `scale` and `level`.
-    pub fn encode_complex_at(&self, values: &[Complex], scale: f64, level: usize) -> Result<Plaintext, Error> {
+    pub fn encode_complex_at(
+        &self,
+        values: &[Complex],
+        scale: f64,
+        level: usize,
+    ) -> Result<Plaintext, Error> {
         let mut poly = Poly::zero(self.params.ctx(), level, false);
         let mut scratch = alloc::vec![Complex::ZERO; self.scratch_len()];
         self.encode_complex_into(values, scale, level, &mut poly, &mut scratch)?;
-        Ok(Plaintext { poly, scale, slots: self.slots() })
+        Ok(Plaintext {
+            poly,
+            scale,
+            slots: self.slots(),
+        })
     }
 
     /// Decodes a coefficient-domain polynomial holding values at `scale` into `out`
     /// (`slots` entries). Exact CRT reconstruction of each used coefficient, then the FFT.
-    pub fn decode_coeff_into(&self, poly: &Poly<Coeff>, scale: f64, out: &mut [Complex]) -> Result<(), Error> {
+    pub fn decode_coeff_into(
+        &self,
+        poly: &Poly<Coeff>,
+        scale: f64,
+        out: &mut [Complex],
+    ) -> Result<(), Error> {
         let slots = self.slots();
         if out.len() != slots {
-            return Err(Error::LengthMismatch { what: "decoded slots", expected: slots, found: out.len() });
+            return Err(Error::LengthMismatch {
+                what: "decoded slots",
+                expected: slots,
+                found: out.len(),
+            });
         }
         let ctx = self.params.ctx();
         let half = ctx.n() / 2;
@@ -216,20 +262,32 @@ impl Precision {
 
     /// Compares real vectors.
     pub fn of_real(want: &[f64], got: &[f64]) -> Self {
-        let errs: Vec<f64> = want.iter().zip(got).map(|(w, g)| libm::fabs(w - g)).collect();
+        let errs: Vec<f64> = want
+            .iter()
+            .zip(got)
+            .map(|(w, g)| libm::fabs(w - g))
+            .collect();
         Self::from_errors(errs)
     }
 
     fn from_errors(mut errs: Vec<f64>) -> Self {
         let bits = |e: f64| -libm::log2(e.max(f64::MIN_POSITIVE));
         if errs.is_empty() {
-            return Self { min_bits: f64::INFINITY, mean_bits: f64::INFINITY, median_bits: f64::INFINITY };
+            return Self {
+                min_bits: f64::INFINITY,
+                mean_bits: f64::INFINITY,
+                median_bits: f64::INFINITY,
+            };
         }
         let mean = errs.iter().sum::<f64>() / errs.len() as f64;
         errs.sort_by(f64::total_cmp);
         let max = errs.last().copied().unwrap_or(0.0);
         let median = errs.get(errs.len() / 2).copied().unwrap_or(0.0);
-        Self { min_bits: bits(max), mean_bits: bits(mean), median_bits: bits(median) }
+        Self {
+            min_bits: bits(max),
+            mean_bits: bits(mean),
+            median_bits: bits(median),
+        }
     }
 }
 

@@ -40,7 +40,9 @@ fn large_scales_use_the_wide_rounding_path() {
     let params = presets::n14().validate().unwrap();
     let enc = Encoder::new(&params, 64).unwrap();
     let v: Vec<f64> = (0..64).map(|i| (i as f64 - 31.5) / 40.0).collect();
-    let pt = enc.encode_at(&v, libm::exp2(100.0), params.max_level()).unwrap();
+    let pt = enc
+        .encode_at(&v, libm::exp2(100.0), params.max_level())
+        .unwrap();
     let got = enc.decode(&pt).unwrap();
     let p = Precision::of_real(&v, &got);
     assert!(p.min_bits >= 45.0, "{p:?}");
@@ -57,14 +59,26 @@ fn automorphism_5_rotates_and_minus_1_conjugates_slots() {
         let pt = enc.encode_complex_at(&v, params.scale(), 2).unwrap();
         let two_n = 2 * params.n();
         for (k, expect) in [
-            (5usize, (0..slots).map(|j| v[(j + 1) % slots]).collect::<Vec<_>>()),
-            (125 % two_n, (0..slots).map(|j| v[(j + 3) % slots]).collect()),
+            (
+                5usize,
+                (0..slots).map(|j| v[(j + 1) % slots]).collect::<Vec<_>>(),
+            ),
+            (
+                125 % two_n,
+                (0..slots).map(|j| v[(j + 3) % slots]).collect(),
+            ),
             (two_n - 1, v.iter().map(|c| c.conj()).collect()),
         ] {
             let mut rotated = Poly::zero(ctx, 0, false);
-            pt.poly.automorphism_into(&ctx.galois_permutation(k), &mut rotated).unwrap();
+            pt.poly
+                .automorphism_into(&ctx.galois_permutation(k), &mut rotated)
+                .unwrap();
             let got = enc
-                .decode_complex(&Plaintext { poly: rotated, scale: pt.scale, slots })
+                .decode_complex(&Plaintext {
+                    poly: rotated,
+                    scale: pt.scale,
+                    slots,
+                })
                 .unwrap();
             let p = Precision::of_complex(&expect, &got);
             assert!(p.min_bits >= 28.0, "slots {slots} k {k}: {p:?}");
@@ -80,7 +94,8 @@ fn encode_into_does_not_reallocate_and_rejects_bad_input() {
     let ptr = out.data().as_ptr();
     let mut scratch = vec![Complex::ZERO; enc.scratch_len()];
     let v = vec![Complex::new(0.25, -0.5); 16];
-    enc.encode_complex_into(&v, params.scale(), 1, &mut out, &mut scratch).unwrap();
+    enc.encode_complex_into(&v, params.scale(), 1, &mut out, &mut scratch)
+        .unwrap();
     assert_eq!(out.data().as_ptr(), ptr);
     assert_eq!(out.level(), 1);
     assert!(matches!(
@@ -100,8 +115,14 @@ fn encode_into_does_not_reallocate_and_rejects_bad_input() {
         enc.encode_at(&[1.0], params.scale(), params.max_level() + 1),
         Err(Error::LevelTooLow { .. })
     ));
-    assert!(matches!(Encoder::new(&params, 3), Err(Error::InvalidSlots { slots: 3, max: 512 })));
-    assert!(matches!(Encoder::new(&params, 1024), Err(Error::InvalidSlots { .. })));
+    assert!(matches!(
+        Encoder::new(&params, 3),
+        Err(Error::InvalidSlots { slots: 3, max: 512 })
+    ));
+    assert!(matches!(
+        Encoder::new(&params, 1024),
+        Err(Error::InvalidSlots { .. })
+    ));
 }
 
 #[test]

@@ -22,7 +22,9 @@ fn ctx() -> RnsContext {
 }
 
 fn moduli(ctx: &RnsContext, level: usize, ext: bool) -> Vec<u64> {
-    ctx.limb_tables(level, ext).map(|t| t.modulus().value()).collect()
+    ctx.limb_tables(level, ext)
+        .map(|t| t.modulus().value())
+        .collect()
 }
 
 fn product(m: &[u64]) -> BigUint {
@@ -52,7 +54,11 @@ fn centered(x: &BigUint, m: &BigUint) -> BigInt {
 
 fn mod_u64(x: &BigInt, q: u64) -> u64 {
     let r = x % BigInt::from(q);
-    let r = if r < BigInt::from(0) { r + BigInt::from(q) } else { r };
+    let r = if r < BigInt::from(0) {
+        r + BigInt::from(q)
+    } else {
+        r
+    };
     r.to_u64_digits().1.first().copied().unwrap_or(0)
 }
 
@@ -63,7 +69,11 @@ fn div_round(a: &BigInt, b: &BigInt) -> BigInt {
     let den = b * &two;
     // floor((2a + b) / 2b)
     let q = &num / &den;
-    if (&num % &den) < BigInt::from(0) { q - 1 } else { q }
+    if (&num % &den) < BigInt::from(0) {
+        q - 1
+    } else {
+        q
+    }
 }
 
 #[test]
@@ -87,13 +97,19 @@ fn arithmetic_matches_per_limb_reference() {
         acc.mul_add_assign(&ctx, &a, &b).unwrap();
         for (j, &q) in ms.iter().enumerate() {
             for i in [0, 1, n / 2, n - 1] {
-                let (x, y) = (u128::from(a.data()[j * n + i]), u128::from(b.data()[j * n + i]));
+                let (x, y) = (
+                    u128::from(a.data()[j * n + i]),
+                    u128::from(b.data()[j * n + i]),
+                );
                 let q = u128::from(q);
                 assert_eq!(u128::from(s.data()[j * n + i]), (x + y) % q);
                 assert_eq!(u128::from(d.data()[j * n + i]), (x + q - y) % q);
                 assert_eq!(u128::from(p.data()[j * n + i]), x * y % q);
                 assert_eq!(u128::from(ng.data()[j * n + i]), (q - x) % q);
-                assert_eq!(u128::from(acc.data()[j * n + i]), ((x + y) % q + x * y % q) % q);
+                assert_eq!(
+                    u128::from(acc.data()[j * n + i]),
+                    ((x + y) % q + x * y % q) % q
+                );
             }
         }
         let sc = ctx.scalar_from_i64(-7, 3, ext);
@@ -121,11 +137,19 @@ fn ntt_product_of_small_polys_is_exact_integer_product() {
     let mut want = vec![0i64; n];
     for (i, &x) in a.iter().enumerate() {
         for (j, &y) in b.iter().enumerate() {
-            if i + j < n { want[i + j] += x * y } else { want[i + j - n] -= x * y }
+            if i + j < n {
+                want[i + j] += x * y
+            } else {
+                want[i + j - n] -= x * y
+            }
         }
     }
-    let pa = Poly::<Coeff>::from_small(&ctx, 4, false, &a).unwrap().into_ntt(&ctx);
-    let pb = Poly::<Coeff>::from_small(&ctx, 4, false, &b).unwrap().into_ntt(&ctx);
+    let pa = Poly::<Coeff>::from_small(&ctx, 4, false, &a)
+        .unwrap()
+        .into_ntt(&ctx);
+    let pb = Poly::<Coeff>::from_small(&ctx, 4, false, &b)
+        .unwrap()
+        .into_ntt(&ctx);
     let mut prod = Poly::zero(&ctx, 0, false);
     pa.mul_into(&ctx, &pb, &mut prod).unwrap();
     let prod = prod.into_coeff(&ctx);
@@ -147,7 +171,10 @@ fn coeff_f64_matches_big_integer_crt() {
             let x = centered(&crt(a.data(), n, &ms, i), &big_q);
             let want: f64 = x.to_string().parse().unwrap();
             let got = a.coeff_f64(&ctx, i);
-            assert!((got - want).abs() <= want.abs() * 1e-15, "level {level} i {i}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= want.abs() * 1e-15,
+                "level {level} i {i}: {got} vs {want}"
+            );
         }
     }
     // Small values are reconstructed exactly at every level, negative ones too.
@@ -178,12 +205,19 @@ fn rescale_is_exact_rounding_division() {
             let x = centered(&crt(a_coeff.data(), n, &ms, i), &big_q);
             let want = div_round(&x, &ql);
             for (j, &q) in ms[..level].iter().enumerate() {
-                assert_eq!(r.data()[j * n + i], mod_u64(&want, q), "level {level} limb {j} i {i}");
+                assert_eq!(
+                    r.data()[j * n + i],
+                    mod_u64(&want, q),
+                    "level {level} limb {j} i {i}"
+                );
             }
         }
     }
     let mut bottom = Poly::<Ntt>::zero(&ctx, 0, false);
-    assert_eq!(bottom.rescale_assign(&ctx, &mut scratch), Err(Error::LevelTooLow { have: 0, need: 1 }));
+    assert_eq!(
+        bottom.rescale_assign(&ctx, &mut scratch),
+        Err(Error::LevelTooLow { have: 0, need: 1 })
+    );
 }
 
 #[test]
@@ -205,10 +239,17 @@ fn mod_down_is_exact_rounding_division_by_p() {
         let big_p = BigInt::from(product(ps));
         for i in [0, 9, n - 1] {
             let x = BigInt::from(crt(a_coeff.data(), n, &ms, i));
-            let x_p = centered(&(&x % &big_p).to_biguint().unwrap(), &big_p.to_biguint().unwrap());
+            let x_p = centered(
+                &(&x % &big_p).to_biguint().unwrap(),
+                &big_p.to_biguint().unwrap(),
+            );
             let want = (&x - &x_p) / &big_p;
             for (j, &q) in qs.iter().enumerate() {
-                assert_eq!(r.data()[j * n + i], mod_u64(&want, q), "level {level} limb {j} i {i}");
+                assert_eq!(
+                    r.data()[j * n + i],
+                    mod_u64(&want, q),
+                    "level {level} limb {j} i {i}"
+                );
             }
         }
     }
@@ -231,7 +272,11 @@ fn basis_extension_gives_centred_representative() {
         for i in [0, 17, n - 1] {
             let x = centered(&crt(src.data(), n, &ms, i), &big_q);
             for (j, &p) in ps.iter().enumerate() {
-                assert_eq!(a.data()[(level + 1 + j) * n + i], mod_u64(&x, p), "level {level} p{j} i {i}");
+                assert_eq!(
+                    a.data()[(level + 1 + j) * n + i],
+                    mod_u64(&x, p),
+                    "level {level} p{j} i {i}"
+                );
             }
         }
     }
@@ -254,7 +299,11 @@ fn automorphisms_agree_across_domains_and_compose() {
     }
     // σ_5 ∘ σ_5 = σ_25.
     let (p5, p25) = (ctx.galois_permutation(5), ctx.galois_permutation(25));
-    let (mut t1, mut t2, mut t3) = (Poly::zero(&ctx, 0, false), Poly::zero(&ctx, 0, false), Poly::zero(&ctx, 0, false));
+    let (mut t1, mut t2, mut t3) = (
+        Poly::zero(&ctx, 0, false),
+        Poly::zero(&ctx, 0, false),
+        Poly::zero(&ctx, 0, false),
+    );
     a.automorphism_into(&p5, &mut t1).unwrap();
     t1.automorphism_into(&p5, &mut t2).unwrap();
     a.automorphism_into(&p25, &mut t3).unwrap();
@@ -278,10 +327,16 @@ fn level_drop_keeps_p_limbs_and_from_limbs_validates() {
     raw[3 * n + 2] = ctx.q()[3].value();
     assert_eq!(
         Poly::<Ntt>::from_limbs(&ctx, 4, true, raw.clone()).unwrap_err(),
-        Error::CoefficientNotReduced { limb: 3, modulus: ctx.q()[3].value() }
+        Error::CoefficientNotReduced {
+            limb: 3,
+            modulus: ctx.q()[3].value()
+        }
     );
     raw.pop();
-    assert!(matches!(Poly::<Ntt>::from_limbs(&ctx, 4, true, raw), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        Poly::<Ntt>::from_limbs(&ctx, 4, true, raw),
+        Err(Error::LengthMismatch { .. })
+    ));
     assert!(matches!(
         Poly::<Ntt>::from_limbs(&ctx, 9, false, vec![]),
         Err(Error::LevelTooLow { .. })
