@@ -341,13 +341,33 @@ impl RnsContext {
 }
 
 /// A polynomial in RNS form: limbs `q_0 … q_level` and, if extended, `p_0 … p_{k-1}`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct Poly<R: Representation> {
     n: usize,
     q_limbs: usize,
     p_limbs: usize,
     data: Vec<u64>,
     _repr: PhantomData<R>,
+}
+
+impl<R: Representation> Clone for Poly<R> {
+    fn clone(&self) -> Self {
+        Self {
+            n: self.n,
+            q_limbs: self.q_limbs,
+            p_limbs: self.p_limbs,
+            data: self.data.clone(),
+            _repr: PhantomData,
+        }
+    }
+
+    /// Reuses `self`'s buffer (no allocation when the capacity suffices).
+    fn clone_from(&mut self, source: &Self) {
+        self.n = source.n;
+        self.q_limbs = source.q_limbs;
+        self.p_limbs = source.p_limbs;
+        self.data.clone_from(&source.data);
+    }
 }
 
 impl<R: Representation> core::fmt::Debug for Poly<R> {
