@@ -84,8 +84,9 @@ impl Modulus {
         csub(self.q - a, self.q)
     }
 
-    /// `x mod q` for any 128-bit `x < 2^124` (e.g. a product of two reduced values plus a few
-    /// more), by Barrett reduction with `floor(2^128/q)`.
+    /// `x mod q` for `x < 2^126` (e.g. a product of two values below `2^62` plus a few more),
+    /// by Barrett reduction with `floor(2^128/q)`. (The middle sum stays below `2^127` because
+    /// the high word is below `2^62` and `floor(2^128/q) < 2^118`.)
     #[inline(always)]
     pub const fn reduce_u128(&self, x: u128) -> u64 {
         let x0 = x as u64;
@@ -98,6 +99,14 @@ impl Modulus {
         let r = x0.wrapping_sub((quot as u64).wrapping_mul(self.q));
         // r < 3q < 2^64.
         csub(csub(r, 2 * self.q), self.q)
+    }
+
+    /// `x mod q` for any `u128` (e.g. a lazily accumulated sum of up to 16 products of values
+    /// below `2^62`).
+    #[inline(always)]
+    pub const fn reduce_u128_any(&self, x: u128) -> u64 {
+        let hi = self.reduce((x >> 64) as u64);
+        self.reduce_u128(((hi as u128) << 64) | (x as u64 as u128))
     }
 
     /// `x mod q` for any `u64`.
@@ -482,7 +491,8 @@ mod tests {
         fn reductions_match_u128(i in 0usize..6, x in any::<u128>(), y in any::<i64>()) {
             let m = test_moduli()[i];
             let q = u128::from(m.value());
-            let x = x >> 4; // documented input range: below 2^124
+            prop_assert_eq!(u128::from(m.reduce_u128_any(x)), x % q);
+            let x = x >> 2; // documented input range: below 2^126
             prop_assert_eq!(u128::from(m.reduce_u128(x)), x % q);
             prop_assert_eq!(u128::from(m.reduce(x as u64)), u128::from(x as u64) % q);
             prop_assert_eq!(

@@ -39,6 +39,9 @@ impl sealed::Sealed for Ntt {}
 impl Representation for Coeff {}
 impl Representation for Ntt {}
 
+/// Coefficients processed together by the base converter's blocked loops.
+const BLOCK: usize = 64;
+
 /// Precomputed exact (centred) base conversion from a basis `B = {b_j}` to target moduli.
 ///
 /// For `y` given by its residues mod each `b_j`, computes the residues of the centred
@@ -115,12 +118,15 @@ impl BaseConverter {
 
     /// Scratch (in u64 words) that [`BaseConverter::convert`] needs for `n` coefficients.
     pub fn scratch_len(&self, n: usize) -> usize {
-        n * self.src.len()
+        n * (self.src.len() + 1)
     }
 
-    /// First half of a conversion: `z_j = [y_j · (B/b_j)^-1]_{b_j}` for the `src_len` limbs of
-    /// `n` residues in `src`, into `z` (`src_len · n` words).
-    pub fn prepare(&self, src: &[u64], z: &mut [u64], n: usize) {
+    /// First half of a conversion, for the `src_len` limbs of `n` residues in `src`: writes
+    /// `z_j = [y_j · (B/b_j)^-1]_{b_j}` (`src_len · n` words) and then the correction
+    /// `v = round(Σ_j z_j / b_j)` (`n` words) into `zv`.
+    pub fn prepare(&self, src: &[u64], zv: &mut [u64], n: usize) {
+        let k = self.src.len();
+        let (z, v) = zv.split_at_mut((k * n).min(zv.len()));
         for ((zl, yl), (m, &(hi, his))) in z
             .chunks_exact_mut(n)
             .zip(src.chunks_exact(n))
@@ -130,11 +136,26 @@ impl BaseConverter {
                 *zc = m.mul_shoup(yc, hi, his);
             }
         }
+        let mut f = [0.0f64; BLOCK];
+        for (c0, vb) in v.chunks_mut(BLOCK).enumerate() {
+            let len = vb.len();
+            f.fill(0.0);
+            for (zl, &inv) in z.chunks_exact(n).zip(&self.src_inv_f64) {
+                let zs = zl.iter().skip(c0 * BLOCK).take(len);
+                for (a, &zc) in f.iter_mut().zip(zs) {
+                    *a += zc as f64 * inv;
+                }
+            }
+            for (vc, &a) in vb.iter_mut().zip(&f) {
+                *vc = libm::round(a) as u64;
+            }
+        }
     }
 
-    /// Second half: target row `row` of the conversion, from the `z` of
-    /// [`BaseConverter::prepare`], into `out` (`n` words).
-    pub fn row(&self, z: &[u64], row: usize, out: &mut [u64], n: usize) {
+    /// Second half: target row `row` of the conversion, from the output of
+    /// [`BaseConverter::prepare`], into `out` (`n` words). Products are accumulated lazily in
+    /// 128 bits and reduced once per 16 terms.
+    pub fn row(&self, zv: &[u64], row: usize, out: &mut [u64], n: usize) {
         let k = self.src.len();
         let (Some(t), Some(hats), Some(&b_mod)) = (
             self.dst.get(row),
@@ -143,16 +164,25 @@ impl BaseConverter {
         ) else {
             return;
         };
-        for (c, oc) in out.iter_mut().enumerate().take(n) {
-            let mut f = 0.0f64;
-            let mut acc = 0u64;
-            for ((zl, &h), &inv) in z.chunks_exact(n).zip(hats).zip(&self.src_inv_f64) {
-                let zc = zl.get(c).copied().unwrap_or(0);
-                f += zc as f64 * inv;
-                acc = t.add(acc, t.mul(t.reduce(zc), h));
+        let (z, v) = zv.split_at((k * n).min(zv.len()));
+        let mut acc = [0u128; BLOCK];
+        for (c0, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
+            let len = ob.len();
+            acc.fill(0);
+            for (j, (zl, &h)) in z.chunks_exact(n).zip(hats).enumerate() {
+                let zs = zl.iter().skip(c0 * BLOCK).take(len);
+                for (a, &zc) in acc.iter_mut().zip(zs) {
+                    *a += u128::from(zc) * u128::from(h);
+                }
+                if j % 16 == 15 {
+                    for a in acc.iter_mut() {
+                        *a = u128::from(t.reduce_u128_any(*a));
+                    }
+                }
             }
-            let v = libm::round(f) as u64;
-            *oc = t.sub(acc, t.mul(t.reduce(v), b_mod));
+            for ((o, &a), &vc) in ob.iter_mut().zip(&acc).zip(vb) {
+                *o = t.sub(t.reduce_u128_any(a), t.mul(t.reduce(vc), b_mod));
+            }
         }
     }
 
@@ -160,7 +190,7 @@ impl BaseConverter {
     /// domain), `dst` receives the first `dst.len() / n` target limbs. `scratch` needs
     /// [`BaseConverter::scratch_len`] words.
     pub fn convert(&self, src: &[u64], dst: &mut [u64], n: usize, scratch: &mut [u64]) {
-        let len = (self.src.len() * n).min(scratch.len());
+        let len = ((self.src.len() + 1) * n).min(scratch.len());
         let z = scratch.get_mut(..len).unwrap_or_default();
         self.prepare(src, z, n);
         for (row, out) in dst.chunks_exact_mut(n).enumerate() {
@@ -331,12 +361,12 @@ impl RnsContext {
 
     /// Scratch (u64 words) for [`Poly::mod_down_assign`].
     pub fn mod_down_scratch_len(&self) -> usize {
-        self.n * (self.p.len() + 1)
+        self.n * (self.p.len() + 2)
     }
 
     /// Scratch (u64 words) for [`Poly::extend_to_p_assign`].
     pub fn extend_scratch_len(&self) -> usize {
-        self.n * self.q.len()
+        self.n * (self.q.len() + 1)
     }
 }
 
@@ -788,8 +818,17 @@ impl Poly<Ntt> {
         let invs = ctx.rescale_inv.iter().skip(l * (l - 1) / 2).take(l);
         for ((t, limb), &(inv, inv_s)) in ctx.ntt.iter().zip(head.chunks_exact_mut(n)).zip(invs) {
             let m = t.modulus();
-            for (d, &s) in tmp.iter_mut().zip(last.iter()) {
-                *d = m.reduce_i64(ql.center(s));
+            let qi = m.value();
+            if ql.value() < 2 * qi {
+                // |centred| < q_l/2 < q_i: add q_i to negatives, branch-free.
+                for (d, &s) in tmp.iter_mut().zip(last.iter()) {
+                    let x = ql.center(s);
+                    *d = (x as u64).wrapping_add(qi & ((x >> 63) as u64));
+                }
+            } else {
+                for (d, &s) in tmp.iter_mut().zip(last.iter()) {
+                    *d = m.reduce_i64(ql.center(s));
+                }
             }
             t.forward(tmp)?;
             for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
@@ -829,7 +868,7 @@ impl Poly<Ntt> {
         {
             t.inverse(limb)?;
         }
-        let z = conv_scratch.get_mut(..k * n).unwrap_or_default();
+        let z = conv_scratch.get_mut(..(k + 1) * n).unwrap_or_default();
         conv.prepare(ppart, z, n);
         for (i, ((t, limb), &(inv, inv_s))) in ctx
             .ntt

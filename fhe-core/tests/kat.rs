@@ -35,8 +35,14 @@ fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {
 
 fn line(out: &mut String, stage: &str, words: &[u64]) {
     let first: Vec<String> = words.iter().take(4).map(u64::to_string).collect();
-    writeln!(out, "{stage}: len={} fnv64={:016x} first=[{}]", words.len(), fnv(words.iter().copied()), first.join(","))
-        .unwrap();
+    writeln!(
+        out,
+        "{stage}: len={} fnv64={:016x} first=[{}]",
+        words.len(),
+        fnv(words.iter().copied()),
+        first.join(",")
+    )
+    .unwrap();
 }
 
 fn signed(v: &[i64]) -> Vec<u64> {
@@ -50,7 +56,11 @@ fn compute() -> String {
     let top = params.max_level();
     let mut rng = ChaCha20Rng::seed_from_u64(0x424c_544e);
     let mut out = String::new();
-    writeln!(out, "# blindtuner fhe-core foundation known answers, preset n13, seed 0x424c544e").unwrap();
+    writeln!(
+        out,
+        "# blindtuner fhe-core foundation known answers, preset n13, seed 0x424c544e"
+    )
+    .unwrap();
     line(&mut out, "primes_q", params.q());
     line(&mut out, "primes_p", params.p());
     writeln!(out, "fingerprint: {:016x}", params.fingerprint()).unwrap();
@@ -74,7 +84,10 @@ fn compute() -> String {
         .collect();
     let pt = enc.encode_complex_at(&v, params.scale(), top).unwrap();
     line(&mut out, "encode_n13_full_slots", pt.poly.data());
-    let sparse = Encoder::new(&params, 16).unwrap().encode_at(&[0.75; 16], params.scale(), 1).unwrap();
+    let sparse = Encoder::new(&params, 16)
+        .unwrap()
+        .encode_at(&[0.75; 16], params.scale(), 1)
+        .unwrap();
     line(&mut out, "encode_n13_16_slots_level1", sparse.poly.data());
 
     let mut prod = Poly::zero(ctx, 0, false);
@@ -91,16 +104,23 @@ fn compute() -> String {
     line(&mut out, "mod_down", down.data());
 
     let mut rot = Poly::zero(ctx, 0, false);
-    u.automorphism_into(&ctx.galois_permutation(5), &mut rot).unwrap();
+    u.automorphism_into(&ctx.galois_permutation(5), &mut rot)
+        .unwrap();
     line(&mut out, "automorphism_5", rot.data());
     let decoded = enc.decode_complex(&pt).unwrap();
-    let bits: Vec<u64> = decoded.iter().map(|c| (c.re * 1e6).round() as i64 as u64).collect();
+    let bits: Vec<u64> = decoded
+        .iter()
+        .map(|c| (c.re * 1e6).round() as i64 as u64)
+        .collect();
     line(&mut out, "decode_round_1e6", &bits);
     out
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -116,8 +136,12 @@ fn foundation_known_answers() {
         eprintln!("wrote {} and its checksum", path.display());
         return;
     }
-    let committed = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (regenerate with BLINDTUNER_WRITE_KAT=1)", path.display()));
+    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (regenerate with BLINDTUNER_WRITE_KAT=1)",
+            path.display()
+        )
+    });
     let sum_line = std::fs::read_to_string(&sums).unwrap();
     assert!(
         sum_line.starts_with(&sha256_hex(committed.as_bytes())),

@@ -134,17 +134,18 @@ impl Encoder {
         let half = n / 2;
         let mut coeffs: Poly<Coeff> =
             core::mem::replace(out, Poly::empty()).into_zeroed(ctx, level, false);
-        for (limb, m) in coeffs.data_mut().chunks_exact_mut(n).zip(ctx.q()) {
-            for (i, c) in v.iter().enumerate() {
-                for (idx, x) in [(i * self.gap, c.re), (half + i * self.gap, c.im)] {
-                    let r = encode_coeff(m, x * scale, log_limit).map_err(|()| {
-                        Error::EncodingOverflow {
-                            value: x,
-                            log_scale: libm::log2(scale),
-                        }
-                    })?;
+        let limit = libm::exp2(log_limit);
+        let log_scale = libm::log2(scale);
+        let data = coeffs.data_mut();
+        for (i, c) in v.iter().enumerate() {
+            for (idx, x) in [(i * self.gap, c.re), (half + i * self.gap, c.im)] {
+                let r = Rounded::new(x * scale, limit).ok_or(Error::EncodingOverflow {
+                    value: x,
+                    log_scale,
+                })?;
+                for (limb, m) in data.chunks_exact_mut(n).zip(ctx.q()) {
                     if let Some(d) = limb.get_mut(idx) {
-                        *d = r;
+                        *d = r.reduce(m);
                     }
                 }
             }
@@ -222,24 +223,39 @@ impl Encoder {
     }
 }
 
-/// Rounds `x` and reduces it modulo `m`, or `Err(())` for NaN, infinities and magnitudes of
-/// `2^log_limit` or more (which would wrap modulo Q).
-fn encode_coeff(m: &crate::math::Modulus, x: f64, log_limit: f64) -> Result<u64, ()> {
-    let r = libm::round(x);
-    if !r.is_finite() {
-        return Err(());
+/// A rounded coefficient: an `i64`, or for magnitudes of `2^62` and more an exact
+/// `mantissa · 2^shift` with a 53-bit mantissa.
+#[derive(Clone, Copy)]
+enum Rounded {
+    Small(i64),
+    Wide { mant: i64, shift: u64 },
+}
+
+impl Rounded {
+    /// Rounds `x`; `None` for NaN, infinities and magnitudes of `limit` or more (they would wrap
+    /// modulo Q).
+    fn new(x: f64, limit: f64) -> Option<Self> {
+        let r = libm::round(x);
+        if !r.is_finite() || libm::fabs(r) >= limit {
+            return None;
+        }
+        if libm::fabs(r) < SMALL_LIMIT {
+            return Some(Self::Small(r as i64));
+        }
+        let (frac, exp) = libm::frexp(r);
+        let shift = u64::try_from(exp - 53).ok()?;
+        Some(Self::Wide {
+            mant: libm::ldexp(frac, 53) as i64,
+            shift,
+        })
     }
-    if libm::fabs(r) < SMALL_LIMIT.min(libm::exp2(log_limit)) {
-        return Ok(m.reduce_i64(r as i64));
+
+    fn reduce(self, m: &crate::math::Modulus) -> u64 {
+        match self {
+            Self::Small(v) => m.reduce_i64(v),
+            Self::Wide { mant, shift } => m.mul(m.reduce_i64(mant), m.pow(2, shift)),
+        }
     }
-    if libm::log2(libm::fabs(r)) >= log_limit {
-        return Err(());
-    }
-    // |r| ≥ 2^62: r = mant · 2^exp exactly with a 53-bit integer mantissa.
-    let (frac, exp) = libm::frexp(r);
-    let mant = libm::ldexp(frac, 53) as i64;
-    let shift = u64::try_from(exp - 53).map_err(|_| ())?;
-    Ok(m.mul(m.reduce_i64(mant), m.pow(2, shift)))
 }
 
 /// Precision of a computed vector against a reference, in bits: `−log2 |error|` per slot.
