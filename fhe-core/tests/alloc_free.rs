@@ -1,6 +1,14 @@
 //! The `_into` / `_assign` forms of the hot ring operations allocate nothing once their outputs
 //! and scratch exist (DESIGN.md §3): checked with a counting global allocator.
 
+// Test code: panicking on a broken invariant is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

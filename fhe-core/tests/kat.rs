@@ -5,6 +5,14 @@
 //! Regenerate (only after an intended change, and say why in the commit):
 //! `BLINDTUNER_WRITE_KAT=1 cargo test -p fhe-core --features std --test kat`
 
+// Test code: panicking on a broken invariant is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
