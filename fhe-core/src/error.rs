@@ -71,6 +71,18 @@ pub enum Error {
     Truncated { needed: usize, available: usize },
     /// A coefficient is not reduced modulo its prime.
     CoefficientNotReduced { limb: usize, modulus: u64 },
+    /// Two operands have different scales (beyond the relative tolerance of the evaluator).
+    ScaleMismatch { a: f64, b: f64 },
+    /// Two operands have different slot counts.
+    SlotsMismatch { a: usize, b: usize },
+    /// The evaluation key for this Galois element is missing (0 = relinearisation key).
+    MissingKey { galois_element: usize },
+    /// A ciphertext of the wrong degree (number of polynomials minus one).
+    WrongDegree { expected: usize, found: usize },
+    /// An object belongs to other parameters than the ones in use.
+    ParamsMismatch { expected: u64, found: u64 },
+    /// A secret-key coefficient outside {−1, 0, 1}.
+    InvalidSecret,
     /// An unknown code for an enumerated field (object kind, secret distribution, ...).
     UnknownCode { what: &'static str, code: u64 },
 }
@@ -190,6 +202,28 @@ impl fmt::Display for Error {
                 )
             }
             Self::UnknownCode { what, code } => write!(f, "unknown {what} code {code}"),
+            Self::ScaleMismatch { a, b } => write!(
+                f,
+                "scale mismatch: 2^{:.3} vs 2^{:.3}",
+                libm::log2(*a),
+                libm::log2(*b)
+            ),
+            Self::SlotsMismatch { a, b } => write!(f, "slot count mismatch: {a} vs {b}"),
+            Self::MissingKey { galois_element: 0 } => {
+                write!(f, "the relinearisation key is missing")
+            }
+            Self::MissingKey { galois_element } => write!(
+                f,
+                "no rotation key for Galois element {galois_element}: generate it with the keys"
+            ),
+            Self::WrongDegree { expected, found } => {
+                write!(f, "ciphertext degree {found}, expected {expected}")
+            }
+            Self::ParamsMismatch { expected, found } => write!(
+                f,
+                "object made with parameters {found:016x}, but {expected:016x} are in use"
+            ),
+            Self::InvalidSecret => write!(f, "secret-key coefficients must be -1, 0 or 1"),
         }
     }
 }

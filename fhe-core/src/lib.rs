@@ -7,6 +7,10 @@
 //! - [`ring`]: RNS polynomials with their representation in the type, basis extension, rescale;
 //! - [`params`]: unchecked literal → validated parameters, security check, named presets;
 //! - [`encoding`]: the CKKS canonical embedding, slots ↔ plaintext polynomials.
+//! - [`keys`]: secret, public and hybrid key-switching keys (relinearisation, Galois);
+//! - [`ciphertext`], [`encrypt`]: encryption with the public or secret key, decryption;
+//! - [`keyswitch`]: ModUp / inner product / ModDown, hoistable;
+//! - [`eval`]: the evaluator (add, multiply, relinearise, rescale, rotate, conjugate, ...);
 //! - [`wire`]: the `BLTN` file header shared by every object that crosses the wire.
 //!
 //! ```
@@ -37,8 +41,13 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod ciphertext;
 pub mod encoding;
+pub mod encrypt;
 pub mod error;
+pub mod eval;
+pub mod keys;
+pub mod keyswitch;
 pub mod math;
 pub mod ntt;
 pub mod params;

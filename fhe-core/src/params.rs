@@ -96,8 +96,67 @@ struct Inner {
     q: Vec<u64>,
     p: Vec<u64>,
     ctx: RnsContext,
+    ks: KeySwitchTables,
     fingerprint: u64,
     log_qp: f64,
+}
+
+/// Precomputed tables for hybrid key switching: the Q limbs of each digit, and for every level
+/// and active digit the exact base converter from the digit's limbs (restricted to the level) to
+/// the other Q limbs of the level and P.
+#[derive(Debug)]
+pub struct KeySwitchTables {
+    alpha: usize,
+    /// `conv[level]` holds one converter per active digit at that level.
+    conv: Vec<Vec<crate::ring::BaseConverter>>,
+}
+
+impl KeySwitchTables {
+    fn new(ctx: &RnsContext, dnum: usize) -> Self {
+        let l_max = ctx.max_level();
+        let alpha = (l_max + 1).div_ceil(dnum);
+        let conv = (0..=l_max)
+            .map(|level| {
+                (0..(level + 1).div_ceil(alpha))
+                    .map(|d| {
+                        let (lo, hi) = (d * alpha, ((d + 1) * alpha).min(level + 1));
+                        let q = ctx.q();
+                        let src: Vec<_> = q.iter().take(hi).skip(lo).copied().collect();
+                        let dst: Vec<_> = q
+                            .iter()
+                            .take(level + 1)
+                            .enumerate()
+                            .filter(|(j, _)| *j < lo || *j >= hi)
+                            .map(|(_, m)| *m)
+                            .chain(ctx.p().iter().copied())
+                            .collect();
+                        crate::ring::BaseConverter::new(&src, &dst)
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { alpha, conv }
+    }
+
+    /// Q limbs per digit.
+    pub fn alpha(&self) -> usize {
+        self.alpha
+    }
+
+    /// Number of digits active at `level`.
+    pub fn digits_at(&self, level: usize) -> usize {
+        (level + 1).div_ceil(self.alpha)
+    }
+
+    /// The limb range `[lo, hi)` of digit `d` at `level`.
+    pub fn digit_range(&self, level: usize, d: usize) -> (usize, usize) {
+        (d * self.alpha, ((d + 1) * self.alpha).min(level + 1))
+    }
+
+    /// The base converter of digit `d` at `level`.
+    pub fn converter(&self, level: usize, d: usize) -> Option<&crate::ring::BaseConverter> {
+        self.conv.get(level).and_then(|c| c.get(d))
+    }
 }
 
 /// Validated, immutable CKKS parameters (cheap to clone: shared).
@@ -219,6 +278,7 @@ impl ParamsLiteral {
             }
         }
         let ctx = RnsContext::new(self.log_n, &q, &p)?;
+        let ks = KeySwitchTables::new(&ctx, self.dnum);
         let fingerprint = fingerprint(self, &q, &p);
         Ok(Params {
             inner: Arc::new(Inner {
@@ -226,6 +286,7 @@ impl ParamsLiteral {
                 q,
                 p,
                 ctx,
+                ks,
                 fingerprint,
                 log_qp,
             }),
@@ -323,6 +384,10 @@ impl Params {
     /// The RNS context (moduli, NTT tables, RNS constants).
     pub fn ctx(&self) -> &RnsContext {
         &self.inner.ctx
+    }
+    /// Hybrid key-switching tables.
+    pub fn ks(&self) -> &KeySwitchTables {
+        &self.inner.ks
     }
     /// Identifier of these parameters, written into every file header.
     pub fn fingerprint(&self) -> u64 {

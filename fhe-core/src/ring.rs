@@ -535,8 +535,12 @@ impl<R: Representation> Poly<R> {
         self.data.chunks_exact_mut(self.n).nth(j)
     }
 
+    /// `other` is usable as a right operand of `self`: the same shape, or both without P limbs
+    /// and `other` at a level at least as high (its lower limbs are used).
     fn same_shape(&self, other: &Self) -> Result<(), Error> {
-        if self.q_limbs != other.q_limbs || self.p_limbs != other.p_limbs || self.n != other.n {
+        let prefix_ok = self.p_limbs == 0 && other.p_limbs == 0 && other.q_limbs >= self.q_limbs;
+        let exact = self.q_limbs == other.q_limbs && self.p_limbs == other.p_limbs;
+        if !(exact || prefix_ok) || self.n != other.n {
             return Err(Error::LengthMismatch {
                 what: "polynomial limbs",
                 expected: self.data.len(),
@@ -544,6 +548,15 @@ impl<R: Representation> Poly<R> {
             });
         }
         Ok(())
+    }
+
+    /// Gives the polynomial the shape (`level`, `ext`) without clearing it (no allocation when
+    /// the capacity suffices); the caller overwrites every limb.
+    pub(crate) fn set_shape(&mut self, ctx: &RnsContext, level: usize, ext: bool) {
+        self.n = ctx.n;
+        self.q_limbs = level + 1;
+        self.p_limbs = if ext { ctx.p.len() } else { 0 };
+        self.data.resize(self.n * (self.q_limbs + self.p_limbs), 0);
     }
 
     /// Makes `out` the same shape as `self` without reallocating when it has the capacity.
