@@ -11,6 +11,7 @@
 //! - [`ciphertext`], [`encrypt`]: encryption with the public or secret key, decryption;
 //! - [`keyswitch`]: ModUp / inner product / ModDown, hoistable;
 //! - [`eval`]: the evaluator (add, multiply, relinearise, rescale, rotate, conjugate, ...);
+//! - [`linear`]: linear transforms by diagonals with baby-step giant-step evaluation;
 //! - [`wire`]: the `BLTN` file header shared by every object that crosses the wire.
 //!
 //! ```
@@ -48,6 +49,7 @@ pub mod error;
 pub mod eval;
 pub mod keys;
 pub mod keyswitch;
+pub mod linear;
 pub mod math;
 pub mod ntt;
 pub mod params;

@@ -131,16 +131,28 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-#[test]
-fn foundation_known_answers() {
-    let got = compute();
+/// Compares `got` with the committed file `name` (checked against `SHA256SUMS`), or writes
+/// both when `BLINDTUNER_WRITE_KAT` is set.
+fn check_or_write(name: &str, got: &str) {
     let dir = kat_dir();
-    let path = dir.join(FILE);
+    let path = dir.join(name);
     let sums = dir.join("SHA256SUMS");
+    let existing = std::fs::read_to_string(&sums).unwrap_or_default();
     if std::env::var_os("BLINDTUNER_WRITE_KAT").is_some() {
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(&path, &got).unwrap();
-        std::fs::write(&sums, format!("{}  {FILE}\n", sha256_hex(got.as_bytes()))).unwrap();
+        std::fs::write(&path, got).unwrap();
+        let mut lines: Vec<String> = existing
+            .lines()
+            .filter(|l| !l.ends_with(&format!("  {name}")))
+            .map(str::to_string)
+            .collect();
+        lines.push(format!("{}  {name}", sha256_hex(got.as_bytes())));
+        lines.sort_by(|a, b| {
+            a.split_whitespace()
+                .nth(1)
+                .cmp(&b.split_whitespace().nth(1))
+        });
+        std::fs::write(&sums, lines.join("\n") + "\n").unwrap();
         eprintln!("wrote {} and its checksum", path.display());
         return;
     }
@@ -150,15 +162,78 @@ fn foundation_known_answers() {
             path.display()
         )
     });
-    let sum_line = std::fs::read_to_string(&sums).unwrap();
+    let want_line = format!("{}  {name}", sha256_hex(committed.as_bytes()));
     assert!(
-        sum_line.starts_with(&sha256_hex(committed.as_bytes())),
+        existing.lines().any(|l| l == want_line),
         "{} does not match its checksum in {}",
         path.display(),
         sums.display()
     );
     for (i, (a, b)) in committed.lines().zip(got.lines()).enumerate() {
-        assert_eq!(a, b, "known-answer line {} differs", i + 1);
+        assert_eq!(a, b, "{name}: known-answer line {} differs", i + 1);
     }
-    assert_eq!(committed.lines().count(), got.lines().count());
+    assert_eq!(
+        committed.lines().count(),
+        got.lines().count(),
+        "{name}: line count differs"
+    );
+}
+
+#[test]
+fn foundation_known_answers() {
+    check_or_write(FILE, &compute());
+}
+
+/// encode → encrypt (secret key, seeded) → mul → relin → rescale → rotate → decrypt, n13.
+fn compute_scheme() -> String {
+    use fhe_core::encrypt::{decrypt, encrypt_pk, encrypt_sk};
+    use fhe_core::eval::Evaluator;
+    use fhe_core::keys::{EvalKeys, PublicKey, SecretKey};
+    let params = presets::n13().validate().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5343_4845);
+    let mut out = String::new();
+    writeln!(
+        out,
+        "# blindtuner fhe-core scheme known answers, preset n13, seed 0x53434845"
+    )
+    .unwrap();
+    let sk = SecretKey::generate(&params, &mut rng).unwrap();
+    line(&mut out, "secret_key", &signed(sk.coeffs()));
+    let pk = PublicKey::generate(&sk, &mut rng).unwrap();
+    line(&mut out, "public_key_b", pk.b().data());
+    let keys = EvalKeys::generate(&sk, &[1], false, &mut rng).unwrap();
+    let relin = &keys.relin.as_ref().unwrap().0;
+    line(&mut out, "relin_key_b0", relin.b()[0].data());
+    let eval = Evaluator::with_keys(&params, std::sync::Arc::new(keys));
+    let enc = Encoder::new(&params, params.max_slots()).unwrap();
+    let v: Vec<f64> = (0..params.max_slots())
+        .map(|i| ((i * 7) % 13) as f64 / 13.0 - 0.5)
+        .collect();
+    let pt = enc.encode(&v).unwrap();
+    let a = encrypt_sk(&params, &sk, &pt, &mut rng).unwrap();
+    line(&mut out, "encrypt_sk_c0", a.polys()[0].data());
+    let b = encrypt_pk(&params, &pk, &pt, &mut rng).unwrap();
+    line(&mut out, "encrypt_pk_c1", b.polys()[1].data());
+    let mut s = eval.scratch();
+    let mut prod = a.clone();
+    eval.mul_into(&a, &b, &mut prod).unwrap();
+    line(&mut out, "tensor_c2", prod.polys()[2].data());
+    eval.relinearize_assign(&mut prod, &mut s).unwrap();
+    line(&mut out, "relin_c0", prod.polys()[0].data());
+    eval.rescale_assign(&mut prod, &mut s).unwrap();
+    line(&mut out, "rescale_c1", prod.polys()[1].data());
+    let rot = eval.rotate_new(&prod, 1, &mut s).unwrap();
+    line(&mut out, "rotate1_c0", rot.polys()[0].data());
+    let got = enc.decode(&decrypt(&params, &sk, &rot).unwrap()).unwrap();
+    let rounded: Vec<u64> = got
+        .iter()
+        .map(|x| (x * 1e6).round() as i64 as u64)
+        .collect();
+    line(&mut out, "decrypt_round_1e6", &rounded);
+    out
+}
+
+#[test]
+fn scheme_known_answers() {
+    check_or_write("fhe_core_scheme.kat", &compute_scheme());
 }

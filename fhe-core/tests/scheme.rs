@@ -388,3 +388,63 @@ fn secret_key_debug_is_redacted_and_rejects_bad_coefficients() {
     );
     assert!(SecretKey::from_coeffs(&params, &bad[1..]).is_err());
 }
+
+#[test]
+fn bsgs_linear_transform_matches_matrix_vector_product() {
+    use fhe_core::linear::LinearTransform;
+    use std::collections::BTreeMap;
+    // Dense 32×32 complex matrix on 32 sparse slots (N = 2^10), and a banded one.
+    let params = presets::toy_insecure_n10().validate().unwrap();
+    let slots = 32;
+    let enc = Encoder::new(&params, slots).unwrap();
+    let mut r = rng(21);
+    let m: Vec<Vec<Complex>> = (0..slots)
+        .map(|_| {
+            let re = uniform(&mut r, slots, -1.0, 1.0);
+            let im = uniform(&mut r, slots, -1.0, 1.0);
+            re.into_iter()
+                .zip(im)
+                .map(|(a, b)| Complex::new(a, b))
+                .collect()
+        })
+        .collect();
+    let x: Vec<Complex> = uniform(&mut r, slots, -1.0, 1.0)
+        .into_iter()
+        .map(|v| Complex::new(v, 0.5 * v))
+        .collect();
+    for (band, n1) in [(slots, Some(8)), (slots, None), (5, Some(4))] {
+        let keep = |k: usize| k < band || k + band > slots + band - 1;
+        let mut diags = BTreeMap::new();
+        for k in (0..slots).filter(|&k| keep(k)) {
+            diags.insert(
+                k,
+                (0..slots)
+                    .map(|j| m[j][(j + k) % slots])
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let level = params.max_level();
+        let lt = LinearTransform::new(&enc, &diags, level, n1).unwrap();
+        let sk = SecretKey::generate(&params, &mut r).unwrap();
+        let keys = EvalKeys::generate(&sk, &lt.rotations(), false, &mut r).unwrap();
+        let eval = Evaluator::with_keys(&params, Arc::new(keys));
+        let pt = enc.encode_complex_at(&x, params.scale(), level).unwrap();
+        let ct = encrypt_sk(&params, &sk, &pt, &mut r).unwrap();
+        let mut s = eval.scratch();
+        let y = eval.linear_transform_new(&ct, &lt, &mut s).unwrap();
+        assert_eq!(y.level(), level - 1);
+        assert!((y.scale / ct.scale - 1.0).abs() < 1e-9);
+        let got = enc
+            .decode_complex(&decrypt(&params, &sk, &y).unwrap())
+            .unwrap();
+        let want: Vec<Complex> = (0..slots)
+            .map(|j| {
+                diags.iter().fold(Complex::ZERO, |acc, (&k, d)| {
+                    acc + d[j] * x[(j + k) % slots]
+                })
+            })
+            .collect();
+        let p = Precision::of_complex(&want, &got);
+        assert!(p.min_bits >= 20.0, "band {band} n1 {n1:?}: {p:?}");
+    }
+}
