@@ -1,9 +1,23 @@
-//! `trainer-core`: the encrypted Nesterov softmax-head trainer, written once against a slot
-//! backend, with a plaintext mirror. This crate is a placeholder until its issue lands; it
-//! exists so the workspace shape and the no_std build are fixed from the start.
+//! `trainer-core`: encrypted Nesterov softmax-head training on CKKS slot vectors, written once
+//! against a [`backend::Backend`], with the plaintext mirror and an exact f64 reference.
+//!
+//! - [`layout`]: how mini-batches, labels and the model are packed into slot vectors;
+//! - [`backend`]: the slot-vector operations, op counting, and the plaintext [`backend::Mirror`];
+//! - [`softmax`]: the polynomial softmax approximation, every constant named;
+//! - [`nag`]: learning-rate and momentum schedules;
+//! - [`exact`]: plain f64 softmax regression with NAG (the reference);
+//! - [`data`]: datasets and the hospital-side standardisation.
 #![no_std]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod backend;
+pub mod data;
+pub mod exact;
+pub mod layout;
+pub mod nag;
 
 /// Version of the training algorithm's wire-visible conventions (packing, step order).
-pub const ALGORITHM_VERSION: u32 = 0;
+pub const ALGORITHM_VERSION: u32 = 1;

@@ -1,0 +1,210 @@
+//! The slot-vector backend the training algorithm is written against, and the plaintext
+//! mirror.
+//!
+//! Every operation that consumes a level says so; both backends track levels the same way, so
+//! the algorithm's refresh decisions (and therefore its step order) are identical on the
+//! encrypted backend and on the mirror.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// A handle to a registered plaintext operand (mask or constant vector).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlainId(pub usize);
+
+/// Operation counts, as in HETAL's cost tables: ciphertext–ciphertext multiplications
+/// (`mult`, each followed by one relinearisation unless summed), plaintext/constant
+/// multiplications (`cmult`), rotations (`rot`), plus relinearisations, rescales and refreshes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub mult: u64,
+    pub cmult: u64,
+    pub rot: u64,
+    pub relin: u64,
+    pub add: u64,
+    pub refresh: u64,
+}
+
+impl core::ops::Sub for OpCounts {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Self {
+            mult: self.mult - o.mult,
+            cmult: self.cmult - o.cmult,
+            rot: self.rot - o.rot,
+            relin: self.relin - o.relin,
+            add: self.add - o.add,
+            refresh: self.refresh - o.refresh,
+        }
+    }
+}
+
+/// Slot-vector operations. `level` counts the multiplications a vector can still absorb.
+pub trait Backend {
+    /// A (possibly encrypted) slot vector.
+    type Vector: Clone;
+    /// The backend's error.
+    type Error: fmt::Debug + fmt::Display;
+
+    /// Slots per vector.
+    fn slots(&self) -> usize;
+    /// The level of a freshly encrypted or refreshed vector.
+    fn top_level(&self) -> usize;
+    /// The level of `v`.
+    fn level(&self, v: &Self::Vector) -> usize;
+    /// Registers a plaintext operand.
+    fn plain(&mut self, values: Vec<f64>) -> PlainId;
+    /// `a + b` (at the lower level).
+    fn add(&mut self, a: &Self::Vector, b: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// `a − b`.
+    fn sub(&mut self, a: &Self::Vector, b: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// `a + c` in every slot.
+    fn add_const(&mut self, a: &Self::Vector, c: f64) -> Result<Self::Vector, Self::Error>;
+    /// `c·a`; one level.
+    fn mul_const(&mut self, a: &Self::Vector, c: f64) -> Result<Self::Vector, Self::Error>;
+    /// `a ⊙ p`; one level.
+    fn mul_plain(&mut self, a: &Self::Vector, p: PlainId) -> Result<Self::Vector, Self::Error>;
+    /// `a ⊙ b`; one level.
+    fn mul(&mut self, a: &Self::Vector, b: &Self::Vector) -> Result<Self::Vector, Self::Error> {
+        self.mul_sum(&[(a, b)])
+    }
+    /// `Σ a_i ⊙ b_i` with a single relinearisation and rescale; one level.
+    fn mul_sum(&mut self, pairs: &[(&Self::Vector, &Self::Vector)]) -> Result<Self::Vector, Self::Error>;
+    /// `a` rotated left by `step` slots.
+    fn rotate(&mut self, a: &Self::Vector, step: i64) -> Result<Self::Vector, Self::Error>;
+    /// `a` rotated by each step (hoisted on the encrypted backend).
+    fn rotate_many(&mut self, a: &Self::Vector, steps: &[i64]) -> Result<Vec<Self::Vector>, Self::Error> {
+        steps.iter().map(|&s| self.rotate(a, s)).collect()
+    }
+    /// `v` brought back to the top level (bootstrapping or the hospital-aided refresh).
+    fn refresh(&mut self, v: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// Operations performed so far.
+    fn counts(&self) -> OpCounts;
+}
+
+/// A slot vector of the mirror: values and the level a ciphertext would be at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MirrorVector {
+    /// Slot values.
+    pub values: Vec<f64>,
+    /// Level.
+    pub level: usize,
+}
+
+/// Errors of the mirror (the same conditions the encrypted backend reports).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MirrorError {
+    /// An operation needed a level that was not left.
+    LevelExhausted,
+    /// Unknown plaintext handle or wrong length.
+    BadOperand,
+}
+
+impl fmt::Display for MirrorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LevelExhausted => write!(f, "no level left for a multiplication (refresh earlier)"),
+            Self::BadOperand => write!(f, "unknown plaintext operand or wrong vector length"),
+        }
+    }
+}
+
+/// The plaintext mirror: f64 slot vectors, same operations, same level accounting.
+#[derive(Clone, Debug)]
+pub struct Mirror {
+    slots: usize,
+    top: usize,
+    plains: Vec<Vec<f64>>,
+    counts: OpCounts,
+}
+
+impl Mirror {
+    /// A mirror with `slots` slots whose fresh vectors are at `top_level`.
+    pub fn new(slots: usize, top_level: usize) -> Self {
+        Self { slots, top: top_level, plains: Vec::new(), counts: OpCounts::default() }
+    }
+
+    /// A vector at the top level.
+    pub fn vector(&self, values: Vec<f64>) -> MirrorVector {
+        MirrorVector { values, level: self.top }
+    }
+
+    fn lower(&self, a: &MirrorVector, b: &MirrorVector) -> usize {
+        a.level.min(b.level)
+    }
+
+    fn next(level: usize) -> Result<usize, MirrorError> {
+        level.checked_sub(1).ok_or(MirrorError::LevelExhausted)
+    }
+
+    fn zip(a: &MirrorVector, b: &MirrorVector, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+        a.values.iter().zip(&b.values).map(|(&x, &y)| f(x, y)).collect()
+    }
+}
+
+impl Backend for Mirror {
+    type Vector = MirrorVector;
+    type Error = MirrorError;
+
+    fn slots(&self) -> usize {
+        self.slots
+    }
+    fn top_level(&self) -> usize {
+        self.top
+    }
+    fn level(&self, v: &MirrorVector) -> usize {
+        v.level
+    }
+    fn plain(&mut self, values: Vec<f64>) -> PlainId {
+        self.plains.push(values);
+        PlainId(self.plains.len() - 1)
+    }
+    fn add(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+        self.counts.add += 1;
+        Ok(MirrorVector { values: Self::zip(a, b, |x, y| x + y), level: self.lower(a, b) })
+    }
+    fn sub(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+        self.counts.add += 1;
+        Ok(MirrorVector { values: Self::zip(a, b, |x, y| x - y), level: self.lower(a, b) })
+    }
+    fn add_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
+        self.counts.add += 1;
+        Ok(MirrorVector { values: a.values.iter().map(|x| x + c).collect(), level: a.level })
+    }
+    fn mul_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
+        self.counts.cmult += 1;
+        Ok(MirrorVector { values: a.values.iter().map(|x| x * c).collect(), level: Self::next(a.level)? })
+    }
+    fn mul_plain(&mut self, a: &MirrorVector, p: PlainId) -> Result<MirrorVector, MirrorError> {
+        self.counts.cmult += 1;
+        let pv = self.plains.get(p.0).ok_or(MirrorError::BadOperand)?;
+        let values = a.values.iter().zip(pv).map(|(x, y)| x * y).collect();
+        Ok(MirrorVector { values, level: Self::next(a.level)? })
+    }
+    fn mul_sum(&mut self, pairs: &[(&MirrorVector, &MirrorVector)]) -> Result<MirrorVector, MirrorError> {
+        let mut values = alloc::vec![0.0; self.slots];
+        let mut level = self.top;
+        for (a, b) in pairs {
+            self.counts.mult += 1;
+            level = level.min(a.level).min(b.level);
+            for (v, (x, y)) in values.iter_mut().zip(a.values.iter().zip(&b.values)) {
+                *v += x * y;
+            }
+        }
+        self.counts.relin += 1;
+        Ok(MirrorVector { values, level: Self::next(level)? })
+    }
+    fn rotate(&mut self, a: &MirrorVector, step: i64) -> Result<MirrorVector, MirrorError> {
+        self.counts.rot += 1;
+        let n = a.values.len() as i64;
+        let values = (0..n).map(|j| a.values.get((j + step).rem_euclid(n.max(1)) as usize).copied().unwrap_or(0.0)).collect();
+        Ok(MirrorVector { values, level: a.level })
+    }
+    fn refresh(&mut self, v: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+        self.counts.refresh += 1;
+        Ok(MirrorVector { values: v.values.clone(), level: self.top })
+    }
+    fn counts(&self) -> OpCounts {
+        self.counts
+    }
+}
