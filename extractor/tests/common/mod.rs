@@ -2,6 +2,8 @@
 //! skipping (loudly) when the shared assets or the ONNX Runtime library are absent.
 #![allow(dead_code)]
 
+pub mod data;
+
 use std::path::{Path, PathBuf};
 
 use extractor::runtime::{self, Runtime};
