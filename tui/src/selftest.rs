@@ -1,1 +1,5 @@
-pub struct Args; pub fn run(_: &Args) -> anyhow::Result<()> { Ok(()) }
+#[derive(clap::Args, Debug, Default)]
+pub struct Args;
+pub fn run(_: &Args) -> anyhow::Result<()> {
+    Ok(())
+}
