@@ -390,7 +390,7 @@ fn decode_floats<T>(
     width: usize,
     f: impl Fn(&[u8]) -> T,
 ) -> Result<Vec<T>, FormatError> {
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(FormatError::LengthMismatch {
             split: split.to_owned(),
             what: "feature bytes (not a whole number of floats)",

@@ -14,6 +14,7 @@ pub mod error;
 #[cfg(feature = "onnx")]
 pub mod extract;
 pub mod features;
+pub mod fixtures;
 pub mod folder;
 #[cfg(feature = "onnx")]
 pub mod model;

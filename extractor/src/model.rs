@@ -125,7 +125,7 @@ impl Model {
             path: self.path.clone(),
             reason,
         };
-        if pixels.is_empty() || pixels.len() % PIXELS != 0 {
+        if pixels.is_empty() || !pixels.len().is_multiple_of(PIXELS) {
             return Err(fail(format!(
                 "{} input floats is not a positive multiple of {PIXELS}",
                 pixels.len()

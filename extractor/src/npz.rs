@@ -346,59 +346,76 @@ pub fn read_npz(path: &Path) -> Result<Source> {
 pub fn read_npz_splits(path: &Path, only: Option<&[String]>) -> Result<Source> {
     let mut npz = Npz::open(path)?;
     let wanted = |s: &str| only.is_none_or(|o| o.iter().any(|w| w == s));
-    let mut splits = Vec::new();
     let medmnist: Vec<&str> = ["train", "val", "test"]
         .into_iter()
         .filter(|s| npz.has(&format!("{s}_images")) && npz.has(&format!("{s}_labels")))
         .collect();
-    let available: Vec<String>;
-    if !medmnist.is_empty() {
-        available = medmnist.iter().map(|s| (*s).to_owned()).collect();
-        for s in medmnist.into_iter().filter(|s| wanted(s)) {
-            splits.push(npz.split(s, &format!("{s}_images"), &format!("{s}_labels"))?);
-        }
-    } else if npz.has("x_train") && npz.has("y_train") {
-        let has_test = npz.has("x_test") && npz.has("y_test");
-        available = ["train", "val", "test"]
+    let keras = medmnist.is_empty() && npz.has("x_train") && npz.has("y_train");
+    let keras_test = keras && npz.has("x_test") && npz.has("y_test");
+    let available: Vec<String> = if !medmnist.is_empty() {
+        medmnist.iter().map(|s| (*s).to_owned()).collect()
+    } else if keras {
+        let n = if keras_test { 3 } else { 2 };
+        ["train", "val", "test"]
             .iter()
-            .take(if has_test { 3 } else { 2 })
+            .take(n)
             .map(|s| (*s).to_owned())
-            .collect();
-        if wanted("train") || wanted("val") {
-            let all = npz.split("train", "x_train", "y_train")?;
-            let (train, val) = split_off_val(all);
-            splits.extend([train, val].into_iter().filter(|s| wanted(&s.name)));
-        }
-        if has_test && wanted("test") {
-            splits.push(npz.split("test", "x_test", "y_test")?);
-        }
+            .collect()
     } else {
         return Err(Error::NpzLayout {
             path: path.to_path_buf(),
             found: npz.names.clone(),
         });
+    };
+    if let Some(missing) = only.and_then(|o| o.iter().find(|w| !available.contains(w))) {
+        return Err(Error::MissingSplit {
+            path: path.to_path_buf(),
+            split: missing.clone(),
+            available,
+        });
     }
-    if let Some(only) = only {
-        if let Some(missing) = only.iter().find(|w| !available.contains(w)) {
-            return Err(Error::MissingSplit {
-                path: path.to_path_buf(),
-                split: missing.clone(),
-                available,
-            });
+    // Label arrays of every split (to count classes even when only some splits are read).
+    let label_keys: Vec<String> = if keras {
+        ["y_train", "y_test"]
+            .iter()
+            .take(if keras_test { 2 } else { 1 })
+            .map(|k| (*k).to_owned())
+            .collect()
+    } else {
+        medmnist.iter().map(|s| format!("{s}_labels")).collect()
+    };
+    let mut splits = Vec::new();
+    if keras {
+        if wanted("train") || wanted("val") {
+            let all = npz.split("train", "x_train", "y_train")?;
+            let (train, val) = split_off_val(all);
+            splits.extend([train, val].into_iter().filter(|s| wanted(&s.name)));
         }
+        if keras_test && wanted("test") {
+            splits.push(npz.split("test", "x_test", "y_test")?);
+        }
+    } else {
+        for s in medmnist.into_iter().filter(|s| wanted(s)) {
+            splits.push(npz.split(s, &format!("{s}_images"), &format!("{s}_labels"))?);
+        }
+    }
+    let mut max_label = None;
+    for key in &label_keys {
+        let m = npz.labels(key)?.into_iter().max();
+        max_label = max_label.max(m);
     }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let max_label = splits.iter().flat_map(|s| s.labels.iter()).max().copied();
     let class_names = match known_class_names(&stem) {
         Some(names) => {
             if let Some(m) = max_label.filter(|&m| m as usize >= names.len()) {
                 return Err(Error::Npz {
                     path: path.to_path_buf(),
                     problem: format!(
-                        "label {m} found, but `{stem}` has {} classes; rename the file if it is another dataset",
+                        "label {m} found, but `{stem}` has {} classes; rename the file if it is \
+                         another dataset",
                         names.len()
                     ),
                 });

@@ -70,7 +70,13 @@ fn wrong_keys_list_what_the_file_has() {
 #[test]
 fn wrong_array_types_and_shapes() {
     let dir = temp_dir("bad-arrays");
-    let cases: Vec<(&str, Box<dyn Fn(&mut common::data::NpzBuilder)>, &str)> = vec![
+    // (what, the arrays to write, a text the error must contain)
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut common::data::NpzBuilder)>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "float images",
             Box::new(|b| {

@@ -178,43 +178,37 @@ pub fn run(args: &Args) -> Result<()> {
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
-    if let Some(limit) = &args.limit {
-        if let Some((split, _)) = limit
-            .per_split
-            .iter()
-            .find(|(s, _)| args.splits.as_ref().is_some_and(|only| !only.contains(s)))
-        {
-            bail!("--limit names split `{split}`, which --splits does not include");
-        }
+    let limited: &[(String, usize)] = args.limit.as_ref().map_or(&[], |l| &l.per_split);
+    if let Some((split, _)) = limited
+        .iter()
+        .find(|(s, _)| args.splits.as_ref().is_some_and(|only| !only.contains(s)))
+    {
+        bail!("--limit names split `{split}`, which --splits does not include");
     }
     check_out(&args.out)?;
     let source = read_source(args)?;
-    if let Some(limit) = &args.limit {
-        if let Some((split, _)) = limit
-            .per_split
-            .iter()
-            .find(|(s, _)| source.split(s).is_err())
-        {
-            source
-                .split(split)
-                .with_context(|| format!("--limit names split `{split}`"))?;
-        }
+    for (split, _) in limited {
+        source
+            .split(split)
+            .with_context(|| format!("--limit names split `{split}`"))?;
     }
     let rt = runtime::load(args.ort_lib.as_deref()).context("cannot load ONNX Runtime")?;
     let mut model = Model::load(&args.model, rt, threads).context("cannot open the model")?;
-    let plan: Vec<(String, Selection)> = source
-        .splits
-        .iter()
-        .map(|s| {
-            let limit = args.limit.as_ref().and_then(|l| l.for_split(&s.name));
-            (
-                s.name.clone(),
-                Selection {
-                    per_class: args.per_class_limit,
-                    limit,
-                    stratified: args.stratified,
-                },
-            )
+    // Extract in the order of --splits when given, else in the input's order.
+    let names: Vec<String> = match &args.splits {
+        Some(order) => order.clone(),
+        None => source.splits.iter().map(|s| s.name.clone()).collect(),
+    };
+    let plan: Vec<(String, Selection)> = names
+        .into_iter()
+        .map(|name| {
+            let limit = args.limit.as_ref().and_then(|l| l.for_split(&name));
+            let selection = Selection {
+                per_class: args.per_class_limit,
+                limit,
+                stratified: args.stratified,
+            };
+            (name, selection)
         })
         .collect();
     let options = ExtractOptions {

@@ -22,7 +22,7 @@ enum Command {
     /// Check the CKKS foundation on this machine: NTT, RNS rescale and slot encoding precision
     /// on every named parameter preset (both parties can run it).
     Selftest(selftest::Args),
-    Extract(extract::Args),
+    Extract(Box<extract::Args>),
 }
 
 fn main() -> Result<()> {

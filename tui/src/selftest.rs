@@ -1,5 +1,5 @@
 #[derive(clap::Args, Debug, Default)]
-pub struct Args;
+pub struct Args {}
 pub fn run(_: &Args) -> anyhow::Result<()> {
     Ok(())
 }
