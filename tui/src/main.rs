@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod extract;
 mod selftest;
 
 /// Privacy-preserving fine-tuning of a classifier head on CKKS-encrypted DEiT features.
@@ -21,12 +22,14 @@ enum Command {
     /// Check the CKKS foundation on this machine: NTT, RNS rescale and slot encoding precision
     /// on every named parameter preset (both parties can run it).
     Selftest(selftest::Args),
+    Extract(Box<extract::Args>),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Selftest(args)) => selftest::run(&args),
+        Some(Command::Extract(args)) => extract::run(&args),
         None => selftest::run(&selftest::Args::default()),
     }
 }

@@ -1,0 +1,166 @@
+//! A DEiT-style feature model in an ONNX Runtime session: input `pixel_values` float32
+//! `[batch, 3, 224, 224]`, output `features` float32 `[batch, dim]` (other outputs, such as
+//! `logits`, are not computed).
+
+use std::path::{Path, PathBuf};
+
+use ort::session::{RunOptions, Session, builder::GraphOptimizationLevel};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use crate::error::{Error, Result};
+use crate::preprocess::{PIXELS, SIZE};
+use crate::runtime::Runtime;
+
+/// Name of the model input.
+pub const INPUT: &str = "pixel_values";
+/// Name of the features output.
+pub const OUTPUT: &str = "features";
+
+/// A loaded feature model.
+#[derive(Debug)]
+pub struct Model {
+    session: Session,
+    path: PathBuf,
+    name: String,
+    dim: usize,
+}
+
+fn describe(outlets: &[ort::value::Outlet]) -> String {
+    let items: Vec<String> = outlets
+        .iter()
+        .map(|o| format!("`{}`: {}", o.name(), o.dtype()))
+        .collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl Model {
+    /// Opens the ONNX model at `path` with `threads` intra-op threads and checks its interface.
+    pub fn load(path: &Path, runtime: &Runtime, threads: usize) -> Result<Model> {
+        let fail = |problem: String| Error::Model {
+            path: path.to_path_buf(),
+            problem,
+        };
+        if !path.is_file() {
+            return Err(fail("model file not found".into()));
+        }
+        let session = Session::builder(runtime.env())
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::All)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| b.with_intra_threads(threads.max(1)).map_err(Into::into))
+            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(path))
+            .map_err(|e| fail(format!("ONNX Runtime cannot load this model: {e}")))?;
+        let interface = |problem: String| Error::ModelInterface {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let inputs = session.inputs();
+        let input_ok = inputs.len() == 1
+            && inputs.iter().all(|i| {
+                i.name() == INPUT
+                    && matches!(i.dtype(), ValueType::Tensor { ty: TensorElementType::Float32, shape, .. }
+                        if shape.len() == 4 && shape[1..].iter().zip([3, SIZE as i64, SIZE as i64]).all(|(&d, e)| d == e || d < 0))
+            });
+        if !input_ok {
+            return Err(interface(format!(
+                "inputs are {}; expected exactly one, `{INPUT}`: Tensor<f32>(batch, 3, {SIZE}, {SIZE})",
+                describe(inputs)
+            )));
+        }
+        let outputs = session.outputs();
+        let dim = outputs
+            .iter()
+            .find(|o| o.name() == OUTPUT)
+            .and_then(|o| match o.dtype() {
+                ValueType::Tensor {
+                    ty: TensorElementType::Float32,
+                    shape,
+                    ..
+                } if shape.len() == 2 && shape[1] > 0 => usize::try_from(shape[1]).ok(),
+                _ => None,
+            });
+        let dim = dim.ok_or_else(|| {
+            interface(format!(
+                "outputs are {}; expected `{OUTPUT}`: Tensor<f32>(batch, dim) with a fixed dim",
+                describe(outputs)
+            ))
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Model {
+            session,
+            path: path.to_path_buf(),
+            name,
+            dim,
+        })
+    }
+
+    /// Model name (file stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Feature dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Runs a batch of preprocessed images (`batch × 3 × 224 × 224` floats, CHW each) and returns
+    /// `batch × dim` features, row-major.
+    pub fn run(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+        let fail = |reason: String| Error::Inference {
+            path: self.path.clone(),
+            reason,
+        };
+        if pixels.is_empty() || !pixels.len().is_multiple_of(PIXELS) {
+            return Err(fail(format!(
+                "{} input floats is not a positive multiple of {PIXELS}",
+                pixels.len()
+            )));
+        }
+        let batch = pixels.len() / PIXELS;
+        let input = TensorRef::from_array_view(([batch, 3, SIZE, SIZE], pixels))
+            .map_err(|e| fail(e.to_string()))?;
+        let options = RunOptions::new()
+            .map_err(|e| fail(e.to_string()))?
+            .with_outputs(ort::session::OutputSelector::no_default().with(OUTPUT));
+        let outputs = self
+            .session
+            .run_with_options(ort::inputs![INPUT => input], &options)
+            .map_err(|e| Error::Inference {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let value = outputs.get(OUTPUT).ok_or_else(|| Error::Inference {
+            path: self.path.clone(),
+            reason: format!("no `{OUTPUT}` output"),
+        })?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| Error::Inference {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let expected = [batch as i64, self.dim as i64];
+        if shape[..] != expected || data.len() != batch * self.dim {
+            return Err(Error::Inference {
+                path: self.path.clone(),
+                reason: format!("`{OUTPUT}` has shape {shape}, expected {expected:?}"),
+            });
+        }
+        Ok(data.to_vec())
+    }
+}
