@@ -60,6 +60,8 @@ pub trait Backend {
     fn sub(&mut self, a: &Self::Vector, b: &Self::Vector) -> Result<Self::Vector, Self::Error>;
     /// `a + c` in every slot.
     fn add_const(&mut self, a: &Self::Vector, c: f64) -> Result<Self::Vector, Self::Error>;
+    /// `a + p` for a registered plaintext.
+    fn add_plain(&mut self, a: &Self::Vector, p: PlainId) -> Result<Self::Vector, Self::Error>;
     /// `c·a`; one level.
     fn mul_const(&mut self, a: &Self::Vector, c: f64) -> Result<Self::Vector, Self::Error>;
     /// `a ⊙ p`; one level.
@@ -69,11 +71,18 @@ pub trait Backend {
         self.mul_sum(&[(a, b)])
     }
     /// `Σ a_i ⊙ b_i` with a single relinearisation and rescale; one level.
-    fn mul_sum(&mut self, pairs: &[(&Self::Vector, &Self::Vector)]) -> Result<Self::Vector, Self::Error>;
+    fn mul_sum(
+        &mut self,
+        pairs: &[(&Self::Vector, &Self::Vector)],
+    ) -> Result<Self::Vector, Self::Error>;
     /// `a` rotated left by `step` slots.
     fn rotate(&mut self, a: &Self::Vector, step: i64) -> Result<Self::Vector, Self::Error>;
     /// `a` rotated by each step (hoisted on the encrypted backend).
-    fn rotate_many(&mut self, a: &Self::Vector, steps: &[i64]) -> Result<Vec<Self::Vector>, Self::Error> {
+    fn rotate_many(
+        &mut self,
+        a: &Self::Vector,
+        steps: &[i64],
+    ) -> Result<Vec<Self::Vector>, Self::Error> {
         steps.iter().map(|&s| self.rotate(a, s)).collect()
     }
     /// `v` brought back to the top level (bootstrapping or the hospital-aided refresh).
@@ -103,7 +112,9 @@ pub enum MirrorError {
 impl fmt::Display for MirrorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::LevelExhausted => write!(f, "no level left for a multiplication (refresh earlier)"),
+            Self::LevelExhausted => {
+                write!(f, "no level left for a multiplication (refresh earlier)")
+            }
             Self::BadOperand => write!(f, "unknown plaintext operand or wrong vector length"),
         }
     }
@@ -121,12 +132,20 @@ pub struct Mirror {
 impl Mirror {
     /// A mirror with `slots` slots whose fresh vectors are at `top_level`.
     pub fn new(slots: usize, top_level: usize) -> Self {
-        Self { slots, top: top_level, plains: Vec::new(), counts: OpCounts::default() }
+        Self {
+            slots,
+            top: top_level,
+            plains: Vec::new(),
+            counts: OpCounts::default(),
+        }
     }
 
     /// A vector at the top level.
     pub fn vector(&self, values: Vec<f64>) -> MirrorVector {
-        MirrorVector { values, level: self.top }
+        MirrorVector {
+            values,
+            level: self.top,
+        }
     }
 
     fn lower(&self, a: &MirrorVector, b: &MirrorVector) -> usize {
@@ -138,7 +157,11 @@ impl Mirror {
     }
 
     fn zip(a: &MirrorVector, b: &MirrorVector, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-        a.values.iter().zip(&b.values).map(|(&x, &y)| f(x, y)).collect()
+        a.values
+            .iter()
+            .zip(&b.values)
+            .map(|(&x, &y)| f(x, y))
+            .collect()
     }
 }
 
@@ -161,27 +184,53 @@ impl Backend for Mirror {
     }
     fn add(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
         self.counts.add += 1;
-        Ok(MirrorVector { values: Self::zip(a, b, |x, y| x + y), level: self.lower(a, b) })
+        Ok(MirrorVector {
+            values: Self::zip(a, b, |x, y| x + y),
+            level: self.lower(a, b),
+        })
     }
     fn sub(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
         self.counts.add += 1;
-        Ok(MirrorVector { values: Self::zip(a, b, |x, y| x - y), level: self.lower(a, b) })
+        Ok(MirrorVector {
+            values: Self::zip(a, b, |x, y| x - y),
+            level: self.lower(a, b),
+        })
     }
     fn add_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
         self.counts.add += 1;
-        Ok(MirrorVector { values: a.values.iter().map(|x| x + c).collect(), level: a.level })
+        Ok(MirrorVector {
+            values: a.values.iter().map(|x| x + c).collect(),
+            level: a.level,
+        })
+    }
+    fn add_plain(&mut self, a: &MirrorVector, p: PlainId) -> Result<MirrorVector, MirrorError> {
+        self.counts.add += 1;
+        let pv = self.plains.get(p.0).ok_or(MirrorError::BadOperand)?;
+        Ok(MirrorVector {
+            values: a.values.iter().zip(pv).map(|(x, y)| x + y).collect(),
+            level: a.level,
+        })
     }
     fn mul_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
         self.counts.cmult += 1;
-        Ok(MirrorVector { values: a.values.iter().map(|x| x * c).collect(), level: Self::next(a.level)? })
+        Ok(MirrorVector {
+            values: a.values.iter().map(|x| x * c).collect(),
+            level: Self::next(a.level)?,
+        })
     }
     fn mul_plain(&mut self, a: &MirrorVector, p: PlainId) -> Result<MirrorVector, MirrorError> {
         self.counts.cmult += 1;
         let pv = self.plains.get(p.0).ok_or(MirrorError::BadOperand)?;
         let values = a.values.iter().zip(pv).map(|(x, y)| x * y).collect();
-        Ok(MirrorVector { values, level: Self::next(a.level)? })
+        Ok(MirrorVector {
+            values,
+            level: Self::next(a.level)?,
+        })
     }
-    fn mul_sum(&mut self, pairs: &[(&MirrorVector, &MirrorVector)]) -> Result<MirrorVector, MirrorError> {
+    fn mul_sum(
+        &mut self,
+        pairs: &[(&MirrorVector, &MirrorVector)],
+    ) -> Result<MirrorVector, MirrorError> {
         let mut values = alloc::vec![0.0; self.slots];
         let mut level = self.top;
         for (a, b) in pairs {
@@ -192,17 +241,33 @@ impl Backend for Mirror {
             }
         }
         self.counts.relin += 1;
-        Ok(MirrorVector { values, level: Self::next(level)? })
+        Ok(MirrorVector {
+            values,
+            level: Self::next(level)?,
+        })
     }
     fn rotate(&mut self, a: &MirrorVector, step: i64) -> Result<MirrorVector, MirrorError> {
         self.counts.rot += 1;
         let n = a.values.len() as i64;
-        let values = (0..n).map(|j| a.values.get((j + step).rem_euclid(n.max(1)) as usize).copied().unwrap_or(0.0)).collect();
-        Ok(MirrorVector { values, level: a.level })
+        let values = (0..n)
+            .map(|j| {
+                a.values
+                    .get((j + step).rem_euclid(n.max(1)) as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        Ok(MirrorVector {
+            values,
+            level: a.level,
+        })
     }
     fn refresh(&mut self, v: &MirrorVector) -> Result<MirrorVector, MirrorError> {
         self.counts.refresh += 1;
-        Ok(MirrorVector { values: v.values.clone(), level: self.top })
+        Ok(MirrorVector {
+            values: v.values.clone(),
+            level: self.top,
+        })
     }
     fn counts(&self) -> OpCounts {
         self.counts

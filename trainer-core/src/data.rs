@@ -15,7 +15,11 @@ pub struct Dataset {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataError {
     /// Values and labels disagree in number.
-    Shape { values: usize, features: usize, labels: usize },
+    Shape {
+        values: usize,
+        features: usize,
+        labels: usize,
+    },
     /// A label is not below the class count.
     Label { label: usize, classes: usize },
 }
@@ -23,25 +27,45 @@ pub enum DataError {
 impl core::fmt::Display for DataError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Shape { values, features, labels } => write!(
+            Self::Shape {
+                values,
+                features,
+                labels,
+            } => write!(
                 f,
                 "{values} values are not {labels} rows of {features} features"
             ),
-            Self::Label { label, classes } => write!(f, "label {label} is not below {classes} classes"),
+            Self::Label { label, classes } => {
+                write!(f, "label {label} is not below {classes} classes")
+            }
         }
     }
 }
 
 impl Dataset {
     /// A dataset of `labels.len()` rows of `features` values.
-    pub fn new(features: usize, classes: usize, x: Vec<f64>, labels: Vec<usize>) -> Result<Self, DataError> {
+    pub fn new(
+        features: usize,
+        classes: usize,
+        x: Vec<f64>,
+        labels: Vec<usize>,
+    ) -> Result<Self, DataError> {
         if x.len() != features * labels.len() {
-            return Err(DataError::Shape { values: x.len(), features, labels: labels.len() });
+            return Err(DataError::Shape {
+                values: x.len(),
+                features,
+                labels: labels.len(),
+            });
         }
         if let Some(&label) = labels.iter().find(|&&l| l >= classes) {
             return Err(DataError::Label { label, classes });
         }
-        Ok(Self { features, classes, x, labels })
+        Ok(Self {
+            features,
+            classes,
+            x,
+            labels,
+        })
     }
     /// Rows.
     pub fn len(&self) -> usize {
@@ -61,7 +85,9 @@ impl Dataset {
     }
     /// Row `i`.
     pub fn row(&self, i: usize) -> &[f64] {
-        self.x.get(i * self.features..(i + 1) * self.features).unwrap_or_default()
+        self.x
+            .get(i * self.features..(i + 1) * self.features)
+            .unwrap_or_default()
     }
     /// Label of row `i`.
     pub fn label(&self, i: usize) -> usize {
@@ -118,6 +144,11 @@ impl Standardizer {
                 x.push((v - m) / s * self.scale);
             }
         }
-        Dataset { features: f, classes: data.classes(), x, labels: data.labels.clone() }
+        Dataset {
+            features: f,
+            classes: data.classes(),
+            x,
+            labels: data.labels.clone(),
+        }
     }
 }

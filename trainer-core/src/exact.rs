@@ -20,7 +20,11 @@ pub struct Model {
 impl Model {
     /// The zero model.
     pub fn zeros(classes: usize, features: usize) -> Self {
-        Self { classes, features, w: alloc::vec![0.0; classes * (features + 1)] }
+        Self {
+            classes,
+            features,
+            w: alloc::vec![0.0; classes * (features + 1)],
+        }
     }
 
     /// Logits of one sample.
@@ -29,7 +33,8 @@ impl Model {
         for (k, o) in out.iter_mut().enumerate().take(self.classes) {
             let row = self.w.get(k * d..(k + 1) * d).unwrap_or_default();
             let (wx, bias) = row.split_at(self.features.min(row.len()));
-            *o = wx.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() + bias.first().copied().unwrap_or(0.0);
+            *o = wx.iter().zip(x).map(|(a, b)| a * b).sum::<f64>()
+                + bias.first().copied().unwrap_or(0.0);
         }
     }
 
@@ -42,10 +47,12 @@ impl Model {
 
     /// Accuracy on a dataset.
     pub fn accuracy(&self, data: &Dataset) -> f64 {
-        if data.len() == 0 {
+        if data.is_empty() {
             return 0.0;
         }
-        let correct = (0..data.len()).filter(|&i| self.predict(data.row(i)) == data.label(i)).count();
+        let correct = (0..data.len())
+            .filter(|&i| self.predict(data.row(i)) == data.label(i))
+            .count();
         correct as f64 / data.len() as f64
     }
 
@@ -76,7 +83,12 @@ impl Model {
 
 /// Index of the largest entry (first on ties).
 pub fn argmax(z: &[f64]) -> usize {
-    z.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+    z.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0
 }
 
 /// Exact softmax of `z` in place.

@@ -56,7 +56,10 @@ impl core::fmt::Display for LayoutError {
         match self {
             Self::SlotsNotPowerOfTwo(s) => write!(f, "slot count {s} is not a power of two"),
             Self::TooWide { block, slots } => {
-                write!(f, "a row block needs {block} slots but a vector has {slots}")
+                write!(
+                    f,
+                    "a row block needs {block} slots but a vector has {slots}"
+                )
             }
             Self::Empty => write!(f, "need at least one feature and two classes"),
         }
@@ -80,7 +83,15 @@ impl Layout {
         if block > slots {
             return Err(LayoutError::TooWide { block, slots });
         }
-        Ok(Self { slots, d, d_pad, c, c_pad, block, rows: slots / block })
+        Ok(Self {
+            slots,
+            d,
+            d_pad,
+            c,
+            c_pad,
+            block,
+            rows: slots / block,
+        })
     }
 
     /// Packs up to `rows` samples (each `d − 1` features; the bias 1 is appended) into a data
@@ -88,7 +99,11 @@ impl Layout {
     pub fn pack_x<'a>(&self, samples: impl IntoIterator<Item = &'a [f64]>) -> Vec<f64> {
         let mut v = alloc::vec![0.0; self.slots];
         for (row, x) in v.chunks_exact_mut(self.block).zip(samples) {
-            let feats = x.iter().copied().take(self.d - 1).chain(core::iter::once(1.0));
+            let feats = x
+                .iter()
+                .copied()
+                .take(self.d - 1)
+                .chain(core::iter::once(1.0));
             for (dst, val) in row.iter_mut().zip(feats) {
                 *dst = val;
             }
@@ -177,7 +192,10 @@ impl Layout {
     /// Rotation steps that spread the class values over the diagonal width (negative
     /// `c_pad · 2^j`, replication).
     pub fn replicate_steps(&self) -> Vec<i64> {
-        doubling(self.c_pad, self.block).into_iter().map(|s| -s).collect()
+        doubling(self.c_pad, self.block)
+            .into_iter()
+            .map(|s| -s)
+            .collect()
     }
 
     /// Rotation steps that sum over the rows of a vector (`block · 2^j`).
@@ -185,10 +203,15 @@ impl Layout {
         doubling(self.block, self.slots)
     }
 
-    /// Rotation steps that give every class slot the sum over the `c_pad` class slots of its
-    /// row (a window of ±(c_pad − 1)).
+    /// Rotation steps that give every class slot the sum over the class slots of its row:
+    /// rotate-and-add by `1, 2, …, c_pad` (a window of `2·c_pad` that, at the `c_pad` slots
+    /// ending at class 0, covers exactly the class slots, the rest of the window being zero
+    /// padding), then one rotation by `−(c_pad − 1)` (the last entry) to move those sums onto
+    /// the class slots.
     pub fn class_sum_steps(&self) -> Vec<i64> {
-        doubling(1, self.c_pad).into_iter().flat_map(|s| [s, -s]).collect()
+        let mut s = doubling(1, 2 * self.c_pad);
+        s.push(-(self.c_pad as i64 - 1));
+        s
     }
 
     /// The in-row rotations of the data for the diagonal products: `1 … c_pad − 1`.
@@ -226,20 +249,35 @@ fn doubling(start: usize, end: usize) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn rot(v: &[f64], k: i64) -> Vec<f64> {
         let n = v.len() as i64;
-        (0..n).map(|j| v[((j + k).rem_euclid(n)) as usize]).collect()
+        (0..n)
+            .map(|j| v[((j + k).rem_euclid(n)) as usize])
+            .collect()
     }
 
     #[test]
     fn dimensions() {
         let l = Layout::new(1 << 15, 192, 8).unwrap();
-        assert_eq!((l.d, l.d_pad, l.c_pad, l.block, l.rows), (193, 200, 8, 256, 128));
+        assert_eq!(
+            (l.d, l.d_pad, l.c_pad, l.block, l.rows),
+            (193, 200, 8, 256, 128)
+        );
         let l = Layout::new(1 << 15, 192, 11).unwrap();
-        assert_eq!((l.d, l.d_pad, l.c_pad, l.block, l.rows), (193, 208, 16, 256, 128));
-        assert_eq!(Layout::new(1000, 3, 2), Err(LayoutError::SlotsNotPowerOfTwo(1000)));
-        assert!(matches!(Layout::new(64, 100, 4), Err(LayoutError::TooWide { .. })));
+        assert_eq!(
+            (l.d, l.d_pad, l.c_pad, l.block, l.rows),
+            (193, 208, 16, 256, 128)
+        );
+        assert_eq!(
+            Layout::new(1000, 3, 2),
+            Err(LayoutError::SlotsNotPowerOfTwo(1000))
+        );
+        assert!(matches!(
+            Layout::new(64, 100, 4),
+            Err(LayoutError::TooWide { .. })
+        ));
         assert_eq!(Layout::new(64, 3, 1), Err(LayoutError::Empty));
     }
 
@@ -247,11 +285,13 @@ mod tests {
     fn diagonal_products_and_block_sum_give_logits() {
         let l = Layout::new(256, 5, 3).unwrap(); // d 6, c_pad 4, d_pad 8, block 16, rows 16
         let w: Vec<f64> = (0..l.c * l.d).map(|i| (i as f64 * 0.37).sin()).collect();
-        let xs: Vec<Vec<f64>> = (0..l.rows).map(|r| (0..5).map(|m| ((r * 5 + m) as f64).cos()).collect()).collect();
+        let xs: Vec<Vec<f64>> = (0..l.rows)
+            .map(|r| (0..5).map(|m| ((r * 5 + m) as f64).cos()).collect())
+            .collect();
         let x = l.pack_x(xs.iter().map(Vec::as_slice));
         let diags = l.pack_w(&w);
         assert_eq!(l.unpack_w(&diags), w);
-        let mut t = vec![0.0; l.slots];
+        let mut t = alloc::vec![0.0; l.slots];
         for (i, d) in diags.iter().enumerate() {
             for (tj, (a, b)) in t.iter_mut().zip(d.iter().zip(rot(&x, i as i64))) {
                 *tj += a * b;
@@ -263,8 +303,13 @@ mod tests {
         }
         for (r, xr) in xs.iter().enumerate() {
             for k in 0..l.c {
-                let want: f64 = (0..l.d).map(|m| w[k * l.d + m] * if m < 5 { xr[m] } else { 1.0 }).sum();
-                assert!((t[r * l.block + k] - want).abs() < 1e-12, "row {r} class {k}");
+                let want: f64 = (0..l.d)
+                    .map(|m| w[k * l.d + m] * if m < 5 { xr[m] } else { 1.0 })
+                    .sum();
+                assert!(
+                    (t[r * l.block + k] - want).abs() < 1e-12,
+                    "row {r} class {k}"
+                );
             }
         }
     }

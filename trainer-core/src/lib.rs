@@ -4,6 +4,8 @@
 //! - [`layout`]: how mini-batches, labels and the model are packed into slot vectors;
 //! - [`backend`]: the slot-vector operations, op counting, and the plaintext [`backend::Mirror`];
 //! - [`softmax`]: the polynomial softmax approximation, every constant named;
+//! - [`train`]: the Nesterov step on a packed mini-batch, encrypted inference, predicted op counts;
+//! - [`refresh`]: the automatic refresh policy (same decisions on every backend);
 //! - [`nag`]: learning-rate and momentum schedules;
 //! - [`exact`]: plain f64 softmax regression with NAG (the reference);
 //! - [`data`]: datasets and the hospital-side standardisation.
@@ -18,6 +20,9 @@ pub mod data;
 pub mod exact;
 pub mod layout;
 pub mod nag;
+pub mod refresh;
+pub mod softmax;
+pub mod train;
 
 /// Version of the training algorithm's wire-visible conventions (packing, step order).
 pub const ALGORITHM_VERSION: u32 = 1;

@@ -14,7 +14,11 @@ pub struct Schedule {
 
 impl Default for Schedule {
     fn default() -> Self {
-        Self { learning_rate: 1.0, decay: 0.0, momentum: Some(0.9) }
+        Self {
+            learning_rate: 1.0,
+            decay: 0.0,
+            momentum: Some(0.9),
+        }
     }
 }
 

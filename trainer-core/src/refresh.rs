@@ -1,0 +1,111 @@
+//! Automatic refresh: a [`Backend`] wrapper that brings every operand of a level-consuming
+//! operation back to the top level (through the inner backend's `refresh`: bootstrapping or the
+//! hospital-aided protocol) when its level is below `min_level + 1`.
+//!
+//! The policy is deterministic and depends only on levels, which the mirror tracks exactly like
+//! the encrypted backend, so both refresh at the same points of the same step.
+
+use alloc::vec::Vec;
+
+use crate::backend::{Backend, OpCounts, PlainId};
+
+/// Refreshed copies of the two operands of a product (`None`: used as they are).
+type Refreshed<V> = (Option<V>, Option<V>);
+
+/// Wraps a backend with the automatic refresh policy.
+#[derive(Clone, Debug)]
+pub struct AutoRefresh<B> {
+    /// The wrapped backend.
+    pub inner: B,
+    /// Lowest level a value may be at when it is used by a multiplication. The hospital-aided
+    /// refresh masks at this level, so it must leave room for the statistical mask.
+    pub min_level: usize,
+}
+
+impl<B: Backend> AutoRefresh<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B, min_level: usize) -> Self {
+        Self { inner, min_level }
+    }
+
+    fn fresh(&mut self, v: &B::Vector) -> Result<Option<B::Vector>, B::Error> {
+        if self.inner.level(v) <= self.min_level {
+            Ok(Some(self.inner.refresh(v)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+impl<B: Backend> Backend for AutoRefresh<B> {
+    type Vector = B::Vector;
+    type Error = B::Error;
+
+    fn slots(&self) -> usize {
+        self.inner.slots()
+    }
+    fn top_level(&self) -> usize {
+        self.inner.top_level()
+    }
+    fn level(&self, v: &B::Vector) -> usize {
+        self.inner.level(v)
+    }
+    fn plain(&mut self, values: Vec<f64>) -> PlainId {
+        self.inner.plain(values)
+    }
+    fn add(&mut self, a: &B::Vector, b: &B::Vector) -> Result<B::Vector, B::Error> {
+        self.inner.add(a, b)
+    }
+    fn sub(&mut self, a: &B::Vector, b: &B::Vector) -> Result<B::Vector, B::Error> {
+        self.inner.sub(a, b)
+    }
+    fn add_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
+        self.inner.add_const(a, c)
+    }
+    fn add_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
+        self.inner.add_plain(a, p)
+    }
+    fn mul_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
+        match self.fresh(a)? {
+            Some(f) => self.inner.mul_const(&f, c),
+            None => self.inner.mul_const(a, c),
+        }
+    }
+    fn mul_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
+        match self.fresh(a)? {
+            Some(f) => self.inner.mul_plain(&f, p),
+            None => self.inner.mul_plain(a, p),
+        }
+    }
+    fn mul_sum(&mut self, pairs: &[(&B::Vector, &B::Vector)]) -> Result<B::Vector, B::Error> {
+        let mut owned: Vec<Refreshed<B::Vector>> = Vec::with_capacity(pairs.len());
+        for (a, b) in pairs {
+            let fa = self.fresh(a)?;
+            // Squaring: refresh once.
+            let fb = if core::ptr::eq(*a, *b) {
+                fa.clone()
+            } else {
+                self.fresh(b)?
+            };
+            owned.push((fa, fb));
+        }
+        let refs: Vec<(&B::Vector, &B::Vector)> = pairs
+            .iter()
+            .zip(&owned)
+            .map(|((a, b), (fa, fb))| (fa.as_ref().unwrap_or(a), fb.as_ref().unwrap_or(b)))
+            .collect();
+        self.inner.mul_sum(&refs)
+    }
+    fn rotate(&mut self, a: &B::Vector, step: i64) -> Result<B::Vector, B::Error> {
+        self.inner.rotate(a, step)
+    }
+    fn rotate_many(&mut self, a: &B::Vector, steps: &[i64]) -> Result<Vec<B::Vector>, B::Error> {
+        self.inner.rotate_many(a, steps)
+    }
+    fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
+        self.inner.refresh(v)
+    }
+    fn counts(&self) -> OpCounts {
+        self.inner.counts()
+    }
+}
