@@ -298,6 +298,86 @@ pub fn generate_chain_vt(
     Ok(out)
 }
 
+/// The unused prime `q ≡ 1 mod two_n` nearest to `target` (searching outwards, below first on
+/// ties), below `2^MAX_PRIME_BITS`. Variable time (public data).
+pub fn nearest_prime_vt(target: f64, two_n: u64, exclude: &[u64]) -> Result<u64, Error> {
+    let bits = libm::log2(target.max(2.0)) as u32 + 1;
+    if !(MIN_PRIME_BITS..=MAX_PRIME_BITS).contains(&bits) {
+        return Err(Error::PrimeBitsOutOfRange {
+            bits,
+            min: MIN_PRIME_BITS,
+            max: MAX_PRIME_BITS,
+        });
+    }
+    let base = (target as u64 / two_n) * two_n + 1;
+    let ok = |c: u64| c < (1u64 << MAX_PRIME_BITS) && is_prime_vt(c) && !exclude.contains(&c);
+    for k in 0..(1u64 << 20) {
+        let (down, up) = (
+            base.checked_sub(k * two_n),
+            base.checked_add((k + 1) * two_n),
+        );
+        let mut cands: Vec<u64> = [down, up].into_iter().flatten().collect();
+        cands.sort_by(|a, b| {
+            (*a as f64 - target)
+                .abs()
+                .total_cmp(&(*b as f64 - target).abs())
+        });
+        if let Some(&c) = cands.iter().find(|&&c| ok(c)) {
+            return Ok(c);
+        }
+    }
+    Err(Error::NotEnoughPrimes {
+        bits,
+        wanted: 1,
+        found: 0,
+    })
+}
+
+/// A scale-tracking chain: `q_0` of `first_bits` bits, then `levels` rescaling primes chosen top
+/// down so that the canonical scales `S_L = 2^log_scale`, `S_{l-1} = S_l² / q_l` stay at
+/// `2^log_scale` to within the prime spacing (each `q_l` is the prime nearest `S_l² / 2^log_scale`).
+/// Returned in chain order `q_0, q_1, …, q_L`.
+pub fn generate_scale_chain_vt(
+    first_bits: u32,
+    log_scale: f64,
+    levels: usize,
+    two_n: u64,
+    exclude: &[u64],
+) -> Result<Vec<u64>, Error> {
+    let mut used: Vec<u64> = exclude.to_vec();
+    let q0 = generate_primes_vt(first_bits, 1, two_n, &used)?
+        .first()
+        .copied()
+        .unwrap_or(0);
+    used.push(q0);
+    let delta = libm::exp2(log_scale);
+    let mut s = delta;
+    let mut top_down = Vec::with_capacity(levels);
+    for _ in 0..levels {
+        let q = nearest_prime_vt(s * s / delta, two_n, &used)?;
+        used.push(q);
+        top_down.push(q);
+        s = s * s / q as f64;
+    }
+    Ok(core::iter::once(q0)
+        .chain(top_down.into_iter().rev())
+        .collect())
+}
+
+/// The canonical scale of every level for a chain and a top scale: `S_L = top`,
+/// `S_{l-1} = S_l² / q_l`. Index `l` holds `S_l`.
+pub fn canonical_scales(q: &[u64], top: f64) -> Vec<f64> {
+    let mut out = alloc::vec![0.0; q.len()];
+    let mut s = top;
+    for (l, slot) in out.iter_mut().enumerate().rev() {
+        *slot = s;
+        if let Some(&ql) = q.get(l) {
+            s = s * s / ql as f64;
+        }
+    }
+    out
+}
+
 /// The canonical primitive `two_n`-th root of unity mod the prime `q` (`two_n` a power of two
 /// dividing `q - 1`): the result of `log2(two_n) - 1` successive square roots of `-1 mod q`, each
 /// computed by the Tonelli–Shanks algorithm with the least quadratic non-residue `z`
@@ -441,6 +521,33 @@ mod tests {
             generate_primes_vt(20, 1000, 1 << 17, &[]),
             Err(Error::NotEnoughPrimes { .. })
         ));
+    }
+
+    #[test]
+    fn scale_chain_keeps_canonical_scales_near_the_target() {
+        let chain = generate_scale_chain_vt(58, 42.0, 30, 1 << 17, &[]).unwrap();
+        assert_eq!(chain.len(), 31);
+        let mut sorted = chain.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 31);
+        let scales = canonical_scales(&chain, libm::exp2(42.0));
+        for (l, s) in scales.iter().enumerate() {
+            let dev = (s / libm::exp2(42.0) - 1.0).abs();
+            assert!(dev < 1e-5, "level {l}: relative deviation {dev}");
+        }
+        for &q in &chain {
+            assert!(is_prime_vt(q) && q % (1 << 17) == 1);
+        }
+        // Plain primes below 2^42 drift exponentially under the same schedule.
+        let plain = generate_chain_vt(
+            &[58; 1].iter().copied().chain([42; 30]).collect::<Vec<_>>(),
+            1 << 17,
+            &[],
+        )
+        .unwrap();
+        let drift = canonical_scales(&plain, libm::exp2(42.0))[0] / libm::exp2(42.0);
+        assert!((drift - 1.0).abs() > 1e-2, "expected drift, got {drift}");
     }
 
     #[test]

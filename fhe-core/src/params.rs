@@ -59,6 +59,10 @@ pub enum Moduli {
     /// For each entry, the largest unused NTT-friendly prime below `2^bits`
     /// ([`crate::math::generate_chain_vt`]); Q is generated first, then P avoiding Q.
     Bits(Vec<u32>),
+    /// Q only: `q_0` of `first_bits` bits and `levels` rescaling primes chosen so that the
+    /// canonical scales `S_{l-1} = S_l²/q_l` stay at the literal's scale
+    /// ([`crate::math::generate_scale_chain_vt`]).
+    ScaleTracking { first_bits: u32, levels: usize },
 }
 
 /// Whether validation enforces the 128-bit bound.
@@ -165,10 +169,13 @@ pub struct Params {
     inner: Arc<Inner>,
 }
 
-fn resolve(m: &Moduli, two_n: u64, exclude: &[u64]) -> Result<Vec<u64>, Error> {
+fn resolve(m: &Moduli, two_n: u64, exclude: &[u64], log_scale: f64) -> Result<Vec<u64>, Error> {
     match m {
         Moduli::Primes(p) => Ok(p.clone()),
         Moduli::Bits(b) => generate_chain_vt(b, two_n, exclude),
+        Moduli::ScaleTracking { first_bits, levels } => {
+            crate::math::generate_scale_chain_vt(*first_bits, log_scale, *levels, two_n, exclude)
+        }
     }
 }
 
@@ -194,8 +201,8 @@ impl ParamsLiteral {
         }
         let n = 1usize << self.log_n;
         let two_n = 2 * n as u64;
-        let q = resolve(&self.q, two_n, &[])?;
-        let p = resolve(&self.p, two_n, &q)?;
+        let q = resolve(&self.q, two_n, &[], self.log_scale)?;
+        let p = resolve(&self.p, two_n, &q, self.log_scale)?;
         if q.is_empty() {
             return Err(Error::EmptyModulusChain);
         }
@@ -406,11 +413,15 @@ pub mod presets {
     use super::*;
 
     /// Training preset, **128-bit secure** (log QP ≈ 1558 ≤ 1772): N = 2^16, scale 2^42,
-    /// q_0 of 58 bits, 30 rescaling primes of 42 bits (30 levels), P = 4 × 60 bits, dnum 7.
+    /// q_0 of 58 bits, 30 scale-tracking rescaling primes near 2^42 (30 levels, canonical
+    /// scales within 2^-16 of 2^42), P = 4 × 60 bits, dnum 7.
     pub fn n16_train() -> ParamsLiteral {
         ParamsLiteral {
             log_n: 16,
-            q: Moduli::Bits(repeat(58, 42, 30)),
+            q: Moduli::ScaleTracking {
+                first_bits: 58,
+                levels: 30,
+            },
             p: Moduli::Bits(alloc::vec![60; 4]),
             log_scale: 42.0,
             dnum: 7,
@@ -504,8 +515,25 @@ pub mod presets {
         }
     }
 
+    /// Training preset for fast tests, **INSECURE**: N = 2^11 (4 rows of 256 slots), q_0 58
+    /// bits, 16 scale-tracking primes near 2^42, P = 2 × 60 bits, dnum 9.
+    pub fn toy_insecure_train() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 11,
+            q: Moduli::ScaleTracking {
+                first_bits: 58,
+                levels: 16,
+            },
+            p: Moduli::Bits(alloc::vec![60, 60]),
+            log_scale: 42.0,
+            dnum: 9,
+            secret: SecretDist::Ternary,
+            security: Security::InsecureForTestsOnly,
+        }
+    }
+
     /// Every named preset with its name, secure ones first.
-    pub fn all() -> [(&'static str, ParamsLiteral); 7] {
+    pub fn all() -> [(&'static str, ParamsLiteral); 8] {
         [
             ("n16_train", n16_train()),
             ("n16_openfhe", n16_openfhe()),
@@ -514,6 +542,7 @@ pub mod presets {
             ("n13", n13()),
             ("n12_edge", n12_edge()),
             ("toy_insecure_n10", toy_insecure_n10()),
+            ("toy_insecure_train", toy_insecure_train()),
         ]
     }
 
