@@ -17,6 +17,7 @@ pub mod linear;
 pub mod math;
 pub mod ntt;
 pub mod params;
+pub mod refresh;
 pub mod ring;
 pub mod sampling;
 pub mod wire;

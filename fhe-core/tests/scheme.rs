@@ -448,3 +448,31 @@ fn bsgs_linear_transform_matches_matrix_vector_product() {
         assert!(p.min_bits >= 20.0, "band {band} n1 {n1:?}: {p:?}");
     }
 }
+
+#[test]
+fn hospital_refresh_restores_the_top_level_and_the_values() {
+    use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+    let c = setup(presets::toy_insecure_train().validate().unwrap(), &[], 31);
+    let mut r = rng(32);
+    let slots = c.params.max_slots();
+    let v = uniform(&mut r, slots, -4.0, 4.0);
+    let mut ct = c.encrypt(&v, &mut r);
+    ct.drop_to_level(2).unwrap();
+    // |m + e| < 2^(42 + 2 + 1); 40 statistical bits.
+    let (masked, m) = mask(&c.params, &ct, 45, 40, &mut r).unwrap();
+    // What the hospital decrypts is far from the message.
+    let seen = c.decrypt(&masked);
+    assert!(
+        Precision::of_real(&v, &seen).mean_bits < 0.0,
+        "the mask must hide the values"
+    );
+    let fresh = reencrypt_masked(&c.params, &c.sk, &masked, &mut r).unwrap();
+    let back = unmask(&c.params, fresh, &m).unwrap();
+    assert_eq!(back.level(), c.params.max_level());
+    let p = Precision::of_real(&v, &c.decrypt(&back));
+    assert!(p.min_bits >= 25.0, "{p:?}");
+    // Too low a level for the mask is an error, not a silent wrap.
+    let mut low = ct.clone();
+    low.drop_to_level(0).unwrap();
+    assert!(mask(&c.params, &low, 45, 40, &mut r).is_err());
+}

@@ -126,7 +126,10 @@ fn arithmetic_matches_per_limb_reference() {
     let mut b = Poly::<Ntt>::zero(&ctx, 2, false);
     assert!(b.add_assign(&ctx, &a).is_ok());
     assert!(a.add_assign(&ctx, &b).is_err());
-    assert!(a.add_assign(&ctx, &Poly::<Ntt>::zero(&ctx, 3, true)).is_err());
+    assert!(
+        a.add_assign(&ctx, &Poly::<Ntt>::zero(&ctx, 3, true))
+            .is_err()
+    );
     assert!(b.mul_scalar_assign(&ctx, &[1, 2]).is_err());
 }
 
