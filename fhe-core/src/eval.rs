@@ -324,6 +324,24 @@ impl Evaluator {
         Ok(())
     }
 
+    /// `ct *= c` for a complex constant encoded at `factor` (the scale becomes
+    /// `scale·factor`); with `factor = S'·q_l / S` the next rescale lands exactly on the scale
+    /// `S'`, which is how callers keep canonical per-level scales.
+    pub fn mul_const_scaled_assign(
+        &self,
+        ct: &mut Ciphertext,
+        c: Complex,
+        factor: f64,
+    ) -> Result<(), Error> {
+        let vals = self.const_values(c, factor, ct.level())?;
+        for p in &mut ct.c {
+            self.apply_const(p, &vals, true);
+        }
+        ct.scale *= factor;
+        ct.seed = None;
+        Ok(())
+    }
+
     /// `ct *= k` for a small integer (no scale change, no level used).
     pub fn mul_int_assign(&self, ct: &mut Ciphertext, k: i64) -> Result<(), Error> {
         let ctx = self.params.ctx();

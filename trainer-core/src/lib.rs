@@ -3,6 +3,7 @@
 //!
 //! - [`layout`]: how mini-batches, labels and the model are packed into slot vectors;
 //! - [`backend`]: the slot-vector operations, op counting, and the plaintext [`backend::Mirror`];
+//! - [`ckks`]: the encrypted backend (canonical per-level scales, refresh hook);
 //! - [`softmax`]: the polynomial softmax approximation, every constant named;
 //! - [`train`]: the Nesterov step on a packed mini-batch, encrypted inference, predicted op counts;
 //! - [`refresh`]: the automatic refresh policy (same decisions on every backend);
@@ -16,6 +17,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod backend;
+pub mod ckks;
 pub mod data;
 pub mod exact;
 pub mod layout;

@@ -1,0 +1,150 @@
+//! Encrypted training (CKKS backend, hospital-aided refresh) against the plaintext mirror,
+//! step by step, on BloodMNIST DeiT-tiny features from the fixtures. Toy (insecure) parameters
+//! keep it fast; the N = 2^16 run is a benchmark.
+
+use std::sync::Arc;
+
+use extractor::fixtures::{Dataset as Fx, load};
+use fhe_core::ciphertext::Ciphertext;
+use fhe_core::encoding::{Encoder, Precision};
+use fhe_core::encrypt::{decrypt, encrypt_sk};
+use fhe_core::keys::{EvalKeys, SecretKey};
+use fhe_core::params::{Params, presets};
+use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use trainer_core::backend::{Backend, Mirror};
+use trainer_core::ckks::{CkksBackend, Refresher};
+use trainer_core::data::{Dataset, Standardizer};
+use trainer_core::layout::Layout;
+use trainer_core::nag::Schedule;
+use trainer_core::refresh::AutoRefresh;
+use trainer_core::softmax::SoftmaxApprox;
+use trainer_core::train::{Batch, TrainConfig, Trainer};
+
+/// The hospital, in process: answers masked refresh requests with its secret key.
+struct LocalHospital {
+    params: Params,
+    sk: SecretKey,
+    rng: ChaCha20Rng,
+    requests: usize,
+}
+
+impl Refresher for LocalHospital {
+    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
+        self.requests += 1;
+        // Cloud side: mask (values below 2^10 in magnitude, 40 statistical bits).
+        let bits = ct.scale.log2().ceil() as u32 + 10;
+        let (masked, m) = mask(&self.params, ct, bits, 40, &mut self.rng)?;
+        // Hospital side.
+        let fresh = reencrypt_masked(&self.params, &self.sk, &masked, &mut self.rng)?;
+        // Cloud side.
+        unmask(&self.params, fresh, &m)
+    }
+}
+
+fn split(f: &extractor::features::Features, name: &str) -> Dataset {
+    let s = f.splits.iter().find(|s| s.name == name).expect("split");
+    let x: Vec<f64> = s.values.to_f32().into_iter().map(f64::from).collect();
+    Dataset::new(
+        f.dim,
+        f.class_names.len(),
+        x,
+        s.labels.iter().map(|&l| l as usize).collect(),
+    )
+    .expect("dataset")
+}
+
+#[test]
+fn encrypted_steps_track_the_mirror_to_12_bits() {
+    let params = presets::toy_insecure_train().validate().expect("params");
+    let f = load(Fx::Blood).expect("fixture");
+    let tr = {
+        let t = split(&f, "train");
+        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
+    };
+    let slots = params.max_slots();
+    let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let sk = SecretKey::generate(&params, &mut rng).expect("sk");
+    let keys = EvalKeys::generate(&sk, &l.all_steps(), false, &mut rng).expect("keys");
+    let hospital = LocalHospital {
+        params: params.clone(),
+        sk: SecretKey::from_coeffs(&params, sk.coeffs()).expect("sk copy"),
+        rng: ChaCha20Rng::seed_from_u64(8),
+        requests: 0,
+    };
+    let ckks = CkksBackend::new(&params, Arc::new(keys), hospital).expect("backend");
+    let top = ckks.top_level();
+    let fresh_scale = ckks.scale_at(top);
+    let enc = Encoder::new(&params, slots).expect("encoder");
+    let encrypt = |v: Vec<f64>, rng: &mut ChaCha20Rng| {
+        let pt = enc.encode_at(&v, fresh_scale, top).expect("encode");
+        encrypt_sk(&params, &sk, &pt, rng).expect("encrypt")
+    };
+    let mirror = Mirror::new(slots, top);
+    let schedule = Schedule {
+        learning_rate: 1.0,
+        decay: 0.0,
+        momentum: Some(0.9),
+    };
+    let config = TrainConfig {
+        schedule,
+        softmax: SoftmaxApprox::default(),
+    };
+    let mut t_enc = Trainer::new(l, config.clone());
+    let mut t_mir = Trainer::new(l, config);
+    let mut s_enc = t_enc.zero_state(|v| encrypt(v, &mut rng));
+    let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
+    let mut be_enc = AutoRefresh::new(ckks, 2);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
+    for step in 0..2usize {
+        let idx: Vec<usize> = (step * 2 * l.rows..(step + 1) * 2 * l.rows).collect();
+        let chunks: Vec<&[usize]> = idx.chunks(l.rows).collect();
+        let b_enc = Batch {
+            x: chunks
+                .iter()
+                .map(|c| encrypt(l.pack_x(c.iter().map(|&i| tr.row(i))), &mut rng))
+                .collect(),
+            y: chunks
+                .iter()
+                .map(|c| encrypt(l.pack_y(c.iter().map(|&i| tr.label(i))), &mut rng))
+                .collect(),
+            rows: chunks.iter().map(|c| c.len()).collect(),
+        };
+        let b_mir = Batch {
+            x: chunks
+                .iter()
+                .map(|c| mirror.vector(l.pack_x(c.iter().map(|&i| tr.row(i)))))
+                .collect(),
+            y: chunks
+                .iter()
+                .map(|c| mirror.vector(l.pack_y(c.iter().map(|&i| tr.label(i)))))
+                .collect(),
+            rows: chunks.iter().map(|c| c.len()).collect(),
+        };
+        let r_enc = t_enc
+            .step(&mut be_enc, &mut s_enc, &b_enc)
+            .expect("encrypted step");
+        let r_mir = t_mir
+            .step(&mut be_mir, &mut s_mir, &b_mir)
+            .expect("mirror step");
+        // Same algorithm, same decisions: identical operation and refresh counts.
+        assert_eq!(r_enc.ops.mult, r_mir.ops.mult);
+        assert_eq!(r_enc.ops.rot, r_mir.ops.rot);
+        assert_eq!(r_enc.ops.refresh, r_mir.ops.refresh);
+        for (ce, cm) in s_enc.w.iter().zip(&s_mir.w) {
+            assert_eq!(ce.level(), cm.level, "levels follow the mirror");
+            let got = enc
+                .decode(&decrypt(&params, &sk, ce).expect("decrypt"))
+                .expect("decode");
+            let p = Precision::of_real(&cm.values, &got);
+            assert!(p.min_bits >= 12.0, "step {step}: weights {p:?}");
+        }
+        eprintln!("step {step}: {:?}", r_enc.ops);
+    }
+    assert!(
+        be_enc.inner.refresher_mut().requests > 0,
+        "the run exercised the refresh protocol"
+    );
+}

@@ -1,0 +1,251 @@
+//! The encrypted backend: slot vectors are CKKS ciphertexts (`fhe-core`).
+//!
+//! **Canonical scales.** Every ciphertext at level `l` has the scale `S_l` of
+//! [`fhe_core::math::canonical_scales`] (`S_{l-1} = S_l²/q_l`; with a scale-tracking chain all
+//! stay near `2^log_scale`). Products of two level-`l` ciphertexts land on `S_{l-1}` by
+//! themselves; constants and plaintexts are encoded at `σ = S_{l-1}·q_l/S_l`; an operand above
+//! the level of the other is brought down with a multiplication by 1 encoded the same way.
+//! So additions always see equal scales, exactly.
+//!
+//! Fresh vectors (from the hospital) and refreshed ones are at level `L − 1` (the refresh lands
+//! at `L` with the old scale and is re-scaled onto `S_{L-1}`); the mirror is built with the
+//! same top level.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use fhe_core::Error;
+use fhe_core::ciphertext::Ciphertext;
+use fhe_core::encoding::{Complex, Encoder, Plaintext};
+use fhe_core::eval::{EvalScratch, Evaluator};
+use fhe_core::keys::EvalKeys;
+use fhe_core::math::canonical_scales;
+use fhe_core::params::Params;
+
+use crate::backend::{Backend, OpCounts, PlainId};
+
+/// Brings a low-level ciphertext back to the top level (bootstrapping, or the hospital-aided
+/// protocol of [`fhe_core::refresh`]).
+pub trait Refresher {
+    /// A top-level encryption of the same values at the same scale.
+    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error>;
+}
+
+/// The CKKS backend.
+pub struct CkksBackend<R> {
+    params: Params,
+    encoder: Encoder,
+    eval: Evaluator,
+    scratch: EvalScratch,
+    scales: Vec<f64>,
+    plains: Vec<Vec<f64>>,
+    /// Encoded plaintexts by (id, level, for addition).
+    cache: BTreeMap<(usize, usize, bool), Plaintext>,
+    refresher: R,
+    counts: OpCounts,
+}
+
+impl<R> core::fmt::Debug for CkksBackend<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CkksBackend")
+            .field("params", &self.params.fingerprint())
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Refresher> CkksBackend<R> {
+    /// A backend over full slot vectors (`N/2` slots) with the cloud's evaluation keys.
+    pub fn new(params: &Params, keys: Arc<EvalKeys>, refresher: R) -> Result<Self, Error> {
+        let encoder = Encoder::new(params, params.max_slots())?;
+        let eval = Evaluator::with_keys(params, keys);
+        let scratch = eval.scratch();
+        let scales = canonical_scales(params.q(), params.scale());
+        Ok(Self {
+            params: params.clone(),
+            encoder,
+            eval,
+            scratch,
+            scales,
+            plains: Vec::new(),
+            cache: BTreeMap::new(),
+            refresher,
+            counts: OpCounts::default(),
+        })
+    }
+
+    /// The canonical scale of `level`.
+    pub fn scale_at(&self, level: usize) -> f64 {
+        self.scales.get(level).copied().unwrap_or(1.0)
+    }
+
+    /// The level fresh vectors are encrypted at (`L − 1`).
+    pub fn fresh_level(&self) -> usize {
+        self.params.max_level().saturating_sub(1)
+    }
+
+    /// The encoder (for the hospital side of tests and demos).
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The refresher.
+    pub fn refresher_mut(&mut self) -> &mut R {
+        &mut self.refresher
+    }
+
+    /// `σ = S_{l-1}·q_l / S` for a multiplication at level `l` of a value at scale `S`.
+    fn factor(&self, level: usize, scale: f64) -> f64 {
+        let q = self.params.q().get(level).copied().unwrap_or(1) as f64;
+        self.scale_at(level.saturating_sub(1)) * q / scale
+    }
+
+    fn rescale_snap(&mut self, ct: &mut Ciphertext) -> Result<(), Error> {
+        self.eval.rescale_assign(ct, &mut self.scratch)?;
+        ct.scale = self.scale_at(ct.level());
+        Ok(())
+    }
+
+    /// `ct` at `level` (≤ its own) with the canonical scale of that level.
+    fn align(&mut self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, Error> {
+        let mut out = ct.clone();
+        if out.level() == level {
+            return Ok(out);
+        }
+        out.drop_to_level(level + 1)?;
+        let f = self.factor(level + 1, out.scale);
+        self.eval
+            .mul_const_scaled_assign(&mut out, Complex::ONE, f)?;
+        self.rescale_snap(&mut out)?;
+        Ok(out)
+    }
+
+    fn encoded(
+        &mut self,
+        p: PlainId,
+        level: usize,
+        for_add: bool,
+        scale: f64,
+    ) -> Result<Plaintext, Error> {
+        if let Some(pt) = self.cache.get(&(p.0, level, for_add)) {
+            return Ok(pt.clone());
+        }
+        let values = self.plains.get(p.0).ok_or(Error::LengthMismatch {
+            what: "plaintext operand",
+            expected: self.plains.len(),
+            found: p.0,
+        })?;
+        let pt = self.encoder.encode_at(values, scale, level)?;
+        self.cache.insert((p.0, level, for_add), pt.clone());
+        Ok(pt)
+    }
+}
+
+impl<R: Refresher> Backend for CkksBackend<R> {
+    type Vector = Ciphertext;
+    type Error = Error;
+
+    fn slots(&self) -> usize {
+        self.params.max_slots()
+    }
+    fn top_level(&self) -> usize {
+        self.fresh_level()
+    }
+    fn level(&self, v: &Ciphertext) -> usize {
+        v.level()
+    }
+    fn plain(&mut self, values: Vec<f64>) -> PlainId {
+        self.plains.push(values);
+        PlainId(self.plains.len() - 1)
+    }
+    fn add(&mut self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.counts.add += 1;
+        let l = a.level().min(b.level());
+        let (a, b) = (self.align(a, l)?, self.align(b, l)?);
+        self.eval.add_new(&a, &b)
+    }
+    fn sub(&mut self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.counts.add += 1;
+        let l = a.level().min(b.level());
+        let (a, b) = (self.align(a, l)?, self.align(b, l)?);
+        self.eval.sub_new(&a, &b)
+    }
+    fn add_const(&mut self, a: &Ciphertext, c: f64) -> Result<Ciphertext, Error> {
+        self.counts.add += 1;
+        let mut out = a.clone();
+        self.eval.add_const_assign(&mut out, Complex::new(c, 0.0))?;
+        Ok(out)
+    }
+    fn add_plain(&mut self, a: &Ciphertext, p: PlainId) -> Result<Ciphertext, Error> {
+        self.counts.add += 1;
+        let pt = self.encoded(p, a.level(), true, a.scale)?;
+        let mut out = a.clone();
+        self.eval.add_plain_assign(&mut out, &pt)?;
+        Ok(out)
+    }
+    fn mul_const(&mut self, a: &Ciphertext, c: f64) -> Result<Ciphertext, Error> {
+        self.counts.cmult += 1;
+        let mut out = a.clone();
+        let f = self.factor(a.level(), a.scale);
+        self.eval
+            .mul_const_scaled_assign(&mut out, Complex::new(c, 0.0), f)?;
+        self.rescale_snap(&mut out)?;
+        Ok(out)
+    }
+    fn mul_plain(&mut self, a: &Ciphertext, p: PlainId) -> Result<Ciphertext, Error> {
+        self.counts.cmult += 1;
+        let f = self.factor(a.level(), a.scale);
+        let pt = self.encoded(p, a.level(), false, f)?;
+        let mut out = a.clone();
+        self.eval.mul_plain_assign(&mut out, &pt)?;
+        self.rescale_snap(&mut out)?;
+        Ok(out)
+    }
+    fn mul_sum(&mut self, pairs: &[(&Ciphertext, &Ciphertext)]) -> Result<Ciphertext, Error> {
+        let l = pairs
+            .iter()
+            .map(|(a, b)| a.level().min(b.level()))
+            .min()
+            .ok_or(Error::WrongDegree {
+                expected: 1,
+                found: 0,
+            })?;
+        let mut acc: Option<Ciphertext> = None;
+        for (a, b) in pairs {
+            self.counts.mult += 1;
+            let (a, b) = (self.align(a, l)?, self.align(b, l)?);
+            let mut t = a.clone();
+            self.eval.mul_into(&a, &b, &mut t)?;
+            acc = Some(match acc {
+                None => t,
+                Some(s) => self.eval.add_new(&s, &t)?,
+            });
+        }
+        let mut out = acc.ok_or(Error::WrongDegree {
+            expected: 1,
+            found: 0,
+        })?;
+        self.counts.relin += 1;
+        self.eval.relinearize_assign(&mut out, &mut self.scratch)?;
+        self.rescale_snap(&mut out)?;
+        Ok(out)
+    }
+    fn rotate(&mut self, a: &Ciphertext, step: i64) -> Result<Ciphertext, Error> {
+        self.counts.rot += 1;
+        self.eval.rotate_new(a, step, &mut self.scratch)
+    }
+    fn rotate_many(&mut self, a: &Ciphertext, steps: &[i64]) -> Result<Vec<Ciphertext>, Error> {
+        self.counts.rot += steps.len() as u64;
+        self.eval.rotate_hoisted_new(a, steps, &mut self.scratch)
+    }
+    fn refresh(&mut self, v: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.counts.refresh += 1;
+        let fresh = self.refresher.refresh(v)?;
+        let target = self.fresh_level();
+        self.align(&fresh, target)
+    }
+    fn counts(&self) -> OpCounts {
+        self.counts
+    }
+}
