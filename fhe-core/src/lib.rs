@@ -11,7 +11,8 @@
 //! - [`ciphertext`], [`encrypt`]: encryption with the public or secret key, decryption;
 //! - [`keyswitch`]: ModUp / inner product / ModDown, hoistable;
 //! - [`eval`]: the evaluator (add, multiply, relinearise, rescale, rotate, conjugate, ...);
-//! - [`wire`]: the `BLTN` file header shared by every object that crosses the wire.
+//! - [`wire`]: the `BLTN` file header shared by every object that crosses the wire;
+//! - [`format`]: the files themselves (parameters, keys, ciphertexts), packed and checked.
 //!
 //! ```
 //! use fhe_core::encoding::{Encoder, Plaintext, Precision};
@@ -46,6 +47,7 @@ pub mod encoding;
 pub mod encrypt;
 pub mod error;
 pub mod eval;
+pub mod format;
 pub mod keys;
 pub mod keyswitch;
 pub mod math;
