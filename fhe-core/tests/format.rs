@@ -522,7 +522,7 @@ proptest! {
 /// P = 8 × 60 bits, dnum 3). Key generation at this size takes a while, so run it explicitly:
 ///
 /// ```text
-/// cargo test --release -p fhe-core --features std --test format -- --ignored --nocapture sizes_at_n16
+/// cargo test -p fhe-core --features std --test format -- --ignored --nocapture sizes_at_n16
 /// ```
 #[test]
 #[ignore = "N=2^16 key generation is slow; run explicitly"]
@@ -587,7 +587,7 @@ fn sizes_at_n16() {
     );
     println!(
         "{:<54} {:>12} {:>10} {:>18}",
-        "object", "bytes", "MiB", "raw u64 (a and b)"
+        "object", "bytes", "MiB", "naive u64 form"
     );
     for (name, bytes, raw) in rows {
         println!(
@@ -596,6 +596,15 @@ fn sizes_at_n16() {
             mib(raw)
         );
     }
+    println!("(naive: every residue as a u64, uniform halves stored; secret key as i64)");
+    let t = std::time::Instant::now();
+    let file = relin_only.to_bytes(&params).unwrap();
+    let write = t.elapsed();
+    let t = std::time::Instant::now();
+    let back = EvalKeys::from_bytes(&params, &file).unwrap();
+    let read = t.elapsed();
+    assert_eq!(back, relin_only);
+    println!("relinearisation key: write {write:.2?}, read (checks + seed expansion) {read:.2?}");
     // Packed at the prime widths: (log Q) bits per coefficient per polynomial.
     let poly = n * q_bits as usize / 8;
     assert!(ct_pk.to_bytes(&params).unwrap().len() - 2 * poly < 64);
