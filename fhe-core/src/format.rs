@@ -512,16 +512,27 @@ impl Params {
             dnum: usize::MAX,
             q_limbs: q.len(),
         })?;
-        let params = ParamsLiteral {
+        let mut literal = ParamsLiteral {
             log_n: w.log_n,
-            q: Moduli::Primes(q),
-            p: Moduli::Primes(p),
+            q: Moduli::Primes(Vec::new()),
+            p: Moduli::Primes(Vec::new()),
             log_scale: w.log_scale,
             dnum,
             secret,
             security,
+        };
+        // The fingerprint is cheap; validation builds NTT tables. Refuse a file whose header
+        // does not describe its payload before paying for that.
+        let claimed = crate::params::fingerprint(&literal, &q, &p);
+        if claimed != header.fingerprint {
+            return Err(Error::FingerprintMismatch {
+                expected: claimed,
+                found: header.fingerprint,
+            });
         }
-        .validate()?;
+        literal.q = Moduli::Primes(q);
+        literal.p = Moduli::Primes(p);
+        let params = literal.validate()?;
         if params.fingerprint() != header.fingerprint {
             return Err(Error::FingerprintMismatch {
                 expected: params.fingerprint(),
