@@ -161,8 +161,7 @@ pub mod bits {
         let mut avail: u32 = 0;
         for o in out.iter_mut() {
             if avail < width {
-                // The length check above guarantees the word exists; a missing one reads as 0
-                // and is caught by nothing, so be explicit.
+                // Cannot fail after the length check; an error all the same, never a panic.
                 let w = words.next().ok_or(Error::Truncated {
                     needed: want,
                     available: bytes.len(),
