@@ -85,6 +85,12 @@ pub enum Error {
     InvalidSecret,
     /// An unknown code for an enumerated field (object kind, secret distribution, ...).
     UnknownCode { what: &'static str, code: u64 },
+    /// Bytes that do not decode as the named part of a file.
+    Malformed { what: &'static str },
+    /// Bytes left over after the named object ended.
+    TrailingBytes { what: &'static str, count: usize },
+    /// A scale that is not finite and positive.
+    InvalidScale { scale: f64 },
 }
 
 impl fmt::Display for Error {
@@ -224,6 +230,11 @@ impl fmt::Display for Error {
                 "object made with parameters {found:016x}, but {expected:016x} are in use"
             ),
             Self::InvalidSecret => write!(f, "secret-key coefficients must be -1, 0 or 1"),
+            Self::Malformed { what } => write!(f, "malformed {what}"),
+            Self::TrailingBytes { what, count } => {
+                write!(f, "{what}: {count} unexpected bytes after the end")
+            }
+            Self::InvalidScale { scale } => write!(f, "scale {scale} is not finite and positive"),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod encoding;
 pub mod encrypt;
 pub mod error;
 pub mod eval;
+pub mod format;
 pub mod keys;
 pub mod keyswitch;
 pub mod linear;

@@ -303,7 +303,7 @@ impl ParamsLiteral {
 
 /// FNV-1a (64-bit) over the canonical description of the parameters: a cheap identifier that
 /// catches mismatched files, not a security mechanism.
-fn fingerprint(lit: &ParamsLiteral, q: &[u64], p: &[u64]) -> u64 {
+pub(crate) fn fingerprint(lit: &ParamsLiteral, q: &[u64], p: &[u64]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let (secret_code, h) = match lit.secret {
