@@ -181,6 +181,10 @@ impl Model {
             )));
         }
         let batch = pixels.len() / PIXELS;
+        #[allow(
+            clippy::infallible_destructuring_match,
+            reason = "a second arm exists with feature `tract`"
+        )]
         let session = match &mut self.backend {
             Backend::Ort(session) => session,
             #[cfg(feature = "tract")]
