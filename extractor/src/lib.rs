@@ -6,7 +6,9 @@
 //! - [`runtime`], [`model`], [`extract`] (feature `onnx`, on by default): ONNX Runtime through
 //!   `ort` (loaded at run time from a library file), the model session, the batched loop;
 //! - [`features`]: the `Features` file other crates read (no ONNX Runtime needed);
-//! - [`fixtures`]: small committed feature files, embedded.
+//! - [`fixtures`]: small committed feature files, embedded;
+//! - feature `tract` (off by default): [`model::Model::load_tract`] runs the model in the pure-Rust
+//!   tract engine instead, with no ONNX Runtime library (about half the speed).
 //!
 //! See `docs/EXTRACTOR.md` for set-up, formats and measured speed.
 
@@ -23,6 +25,8 @@ pub mod preprocess;
 #[cfg(feature = "onnx")]
 pub mod runtime;
 pub mod source;
+#[cfg(feature = "tract")]
+mod tract;
 
 pub use error::{Error, Result};
 pub use features::{Features, Precision, Split, Values};

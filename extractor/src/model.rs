@@ -1,6 +1,6 @@
-//! A DEiT-style feature model in an ONNX Runtime session: input `pixel_values` float32
-//! `[batch, 3, 224, 224]`, output `features` float32 `[batch, dim]` (other outputs, such as
-//! `logits`, are not computed).
+//! A DEiT-style feature model: input `pixel_values` float32 `[batch, 3, 224, 224]`, output
+//! `features` float32 `[batch, dim]` (other outputs, such as `logits`, are not computed). It runs
+//! in an ONNX Runtime session, or with feature `tract` optionally in the pure-Rust tract engine.
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +16,18 @@ pub const INPUT: &str = "pixel_values";
 /// Name of the features output.
 pub const OUTPUT: &str = "features";
 
+/// The engine a [`Model`] runs in.
+#[derive(Debug)]
+enum Backend {
+    Ort(Box<Session>),
+    #[cfg(feature = "tract")]
+    Tract(Box<crate::tract::TractModel>),
+}
+
 /// A loaded feature model.
 #[derive(Debug)]
 pub struct Model {
-    session: Session,
+    backend: Backend,
     path: PathBuf,
     name: String,
     dim: usize,
@@ -96,11 +104,52 @@ impl Model {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         Ok(Model {
-            session,
+            backend: Backend::Ort(Box::new(session)),
             path: path.to_path_buf(),
             name,
             dim,
         })
+    }
+
+    /// Opens the ONNX model at `path` in the pure-Rust tract engine (no ONNX Runtime library
+    /// needed) with `threads` threads, and checks its interface.
+    #[cfg(feature = "tract")]
+    pub fn load_tract(path: &Path, threads: usize) -> Result<Model> {
+        if !path.is_file() {
+            return Err(Error::Model {
+                path: path.to_path_buf(),
+                problem: "model file not found".into(),
+            });
+        }
+        let (tm, dim) = crate::tract::TractModel::load(path, threads).map_err(|e| match e {
+            crate::tract::LoadError::Model(problem) => Error::Model {
+                path: path.to_path_buf(),
+                problem,
+            },
+            crate::tract::LoadError::Interface(problem) => Error::ModelInterface {
+                path: path.to_path_buf(),
+                problem,
+            },
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Model {
+            backend: Backend::Tract(Box::new(tm)),
+            path: path.to_path_buf(),
+            name,
+            dim,
+        })
+    }
+
+    /// `"onnxruntime"` or `"tract"`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Ort(_) => "onnxruntime",
+            #[cfg(feature = "tract")]
+            Backend::Tract(_) => "tract",
+        }
     }
 
     /// Model name (file stem).
@@ -132,13 +181,31 @@ impl Model {
             )));
         }
         let batch = pixels.len() / PIXELS;
+        #[allow(
+            clippy::infallible_destructuring_match,
+            reason = "a second arm exists with feature `tract`"
+        )]
+        let session = match &mut self.backend {
+            Backend::Ort(session) => session,
+            #[cfg(feature = "tract")]
+            Backend::Tract(tm) => {
+                let out = tm.run(pixels).map_err(fail)?;
+                if out.len() != batch * self.dim {
+                    return Err(fail(format!(
+                        "{} features for {batch} images of dim {}",
+                        out.len(),
+                        self.dim
+                    )));
+                }
+                return Ok(out);
+            }
+        };
         let input = TensorRef::from_array_view(([batch, 3, SIZE, SIZE], pixels))
             .map_err(|e| fail(e.to_string()))?;
         let options = RunOptions::new()
             .map_err(|e| fail(e.to_string()))?
             .with_outputs(ort::session::OutputSelector::no_default().with(OUTPUT));
-        let outputs = self
-            .session
+        let outputs = session
             .run_with_options(ort::inputs![INPUT => input], &options)
             .map_err(|e| Error::Inference {
                 path: self.path.clone(),

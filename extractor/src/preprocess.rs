@@ -135,42 +135,62 @@ impl Kernel {
     }
 }
 
-fn clip8(v: i64) -> u8 {
+fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// One resampling pass over `lines` lines of `len` pixels (`channels` interleaved), where pixel
-/// `i` of line `l` is at `data[l * line_stride + i * pixel_stride + c]`. Writes the same layout
-/// with `kernel.bounds.len()` pixels per line into `out`.
-fn resample_axis(
-    src: &[u8],
-    out: &mut [u8],
-    lines: usize,
-    channels: usize,
-    (src_line, src_pixel): (usize, usize),
-    (out_line, out_pixel): (usize, usize),
-    kernel: &Kernel,
-) {
-    for l in 0..lines {
-        for (o, (&(first, n), w)) in kernel
+/// Rounding offset every accumulator starts from (Pillow's `1 << (PRECISION_BITS - 1)`).
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+// Accumulators are i32 like Pillow's: bilinear weights are non-negative and sum to about
+// 2^22, so `HALF + Σ 255·w` stays below 255·2^22 + 2^22 < 2^31.
+
+/// Horizontal pass: each of `lines` lines of `in_w` pixels (`ch` interleaved) becomes
+/// `kernel.bounds.len()` pixels.
+fn resample_horizontal(src: &[u8], out: &mut [u8], in_w: usize, ch: usize, kernel: &Kernel) {
+    let out_w = kernel.bounds.len();
+    for (line, dst) in src
+        .chunks_exact(in_w * ch)
+        .zip(out.chunks_exact_mut(out_w * ch))
+    {
+        for ((&(first, n), w), px) in kernel
             .bounds
             .iter()
             .zip(kernel.weights.chunks_exact(kernel.ksize))
-            .enumerate()
+            .zip(dst.chunks_exact_mut(ch))
         {
-            for c in 0..channels {
-                let mut acc: i64 = 1 << (PRECISION_BITS - 1);
-                for (t, &wt) in w.iter().enumerate().take(n) {
-                    let v = src
-                        .get(l * src_line + (first + t) * src_pixel + c)
-                        .copied()
-                        .unwrap_or(0);
-                    acc += i64::from(v) * i64::from(wt);
+            let taps = &line[first * ch..(first + n) * ch];
+            for (c, d) in px.iter_mut().enumerate() {
+                let mut acc = HALF;
+                for (&wt, tap) in w.iter().zip(taps.chunks_exact(ch)) {
+                    acc += i32::from(tap[c]) * wt;
                 }
-                if let Some(dst) = out.get_mut(l * out_line + o * out_pixel + c) {
-                    *dst = clip8(acc);
-                }
+                *d = clip8(acc);
             }
+        }
+    }
+}
+
+/// Vertical pass: rows of `row_len` bytes; output row `o` mixes input rows `first..first + n`.
+fn resample_vertical(src: &[u8], out: &mut [u8], row_len: usize, kernel: &Kernel) {
+    let mut acc = vec![HALF; row_len];
+    for ((&(first, n), w), dst) in kernel
+        .bounds
+        .iter()
+        .zip(kernel.weights.chunks_exact(kernel.ksize))
+        .zip(out.chunks_exact_mut(row_len))
+    {
+        acc.fill(HALF);
+        for (&wt, row) in w
+            .iter()
+            .zip(src[first * row_len..(first + n) * row_len].chunks_exact(row_len))
+        {
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += i32::from(p) * wt;
+            }
+        }
+        for (d, &a) in dst.iter_mut().zip(&acc) {
+            *d = clip8(a);
         }
     }
 }
@@ -182,37 +202,26 @@ pub fn resize_bilinear(
     out_h: usize,
 ) -> Result<Image, PreprocessError> {
     check(img)?;
+    if out_w == 0 || out_h == 0 {
+        return Err(PreprocessError::Empty {
+            width: out_w,
+            height: out_h,
+        });
+    }
     let ch = img.channels;
-    // Horizontal pass: height lines of width pixels → out_w pixels.
+    // Horizontal pass first, then vertical, each rounded to 8 bits (Pillow's order).
     let horizontal = if img.width != out_w {
         let k = Kernel::new(img.width, out_w);
         let mut tmp = vec![0u8; img.height * out_w * ch];
-        resample_axis(
-            img.data,
-            &mut tmp,
-            img.height,
-            ch,
-            (img.width * ch, ch),
-            (out_w * ch, ch),
-            &k,
-        );
+        resample_horizontal(img.data, &mut tmp, img.width, ch, &k);
         tmp
     } else {
         img.data.to_vec()
     };
-    // Vertical pass: out_w columns of height pixels → out_h pixels.
     let data = if img.height != out_h {
         let k = Kernel::new(img.height, out_h);
         let mut tmp = vec![0u8; out_h * out_w * ch];
-        resample_axis(
-            &horizontal,
-            &mut tmp,
-            out_w,
-            ch,
-            (ch, out_w * ch),
-            (ch, out_w * ch),
-            &k,
-        );
+        resample_vertical(&horizontal, &mut tmp, out_w * ch, &k);
         tmp
     } else {
         horizontal
@@ -262,13 +271,14 @@ pub fn preprocess_into(img: ImageRef<'_>, out: &mut [f32]) -> Result<(), Preproc
     let resized = resize_bilinear(img, SIZE, SIZE)?;
     let ch = resized.channels;
     for (c, plane) in out.chunks_exact_mut(SIZE * SIZE).enumerate() {
-        let (mean, std) = (MEAN[c], STD[c]);
+        // The 256 possible values of this channel, computed as `(x / 255 - mean) / std`.
+        let lut: [f32; 256] = std::array::from_fn(|v| (v as f32 / 255.0 - MEAN[c]) / STD[c]);
         let src = if ch == 1 { 0 } else { c };
         for (dst, px) in plane
             .iter_mut()
             .zip(resized.data.iter().skip(src).step_by(ch))
         {
-            *dst = (f32::from(*px) / 255.0 - mean) / std;
+            *dst = lut[usize::from(*px)];
         }
     }
     Ok(())

@@ -92,6 +92,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
 
+    /// Inference engine: `ort` (ONNX Runtime, loaded at run time) or `tract` (pure Rust, needs
+    /// no library, about half as fast; only in builds with `--features tract`).
+    #[arg(long, value_enum, default_value_t = Backend::Ort)]
+    pub backend: Backend,
+
     /// Output Features file (written atomically: nothing is left behind on error).
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
@@ -99,6 +104,15 @@ pub struct Args {
     /// No progress bar and no per-split summary.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The engine that runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// ONNX Runtime through `ort`.
+    Ort,
+    /// The pure-Rust tract engine.
+    Tract,
 }
 
 /// A `--limit`: one number for every split and/or numbers for named splits.
@@ -169,6 +183,27 @@ fn check_out(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Opens the model in the chosen engine; returns it with a description of the engine.
+fn open_model(args: &Args, threads: usize) -> Result<(Model, String)> {
+    match args.backend {
+        Backend::Ort => {
+            let rt = runtime::load(args.ort_lib.as_deref()).context("cannot load ONNX Runtime")?;
+            let model = Model::load(&args.model, rt, threads).context("cannot open the model")?;
+            Ok((model, format!("ONNX Runtime {}", rt.library().display())))
+        }
+        #[cfg(feature = "tract")]
+        Backend::Tract => {
+            let model = Model::load_tract(&args.model, threads).context("cannot open the model")?;
+            Ok((model, "tract (pure Rust)".to_owned()))
+        }
+        #[cfg(not(feature = "tract"))]
+        Backend::Tract => bail!(
+            "--backend tract: this blindtuner was built without the `tract` feature; rebuild with \
+             `cargo build --release -p tui --features tract`, or use the default ONNX Runtime backend"
+        ),
+    }
+}
+
 /// Runs `blindtuner extract`.
 pub fn run(args: &Args) -> Result<()> {
     if args.batch == 0 {
@@ -192,8 +227,7 @@ pub fn run(args: &Args) -> Result<()> {
             .split(split)
             .with_context(|| format!("--limit names split `{split}`"))?;
     }
-    let rt = runtime::load(args.ort_lib.as_deref()).context("cannot load ONNX Runtime")?;
-    let mut model = Model::load(&args.model, rt, threads).context("cannot open the model")?;
+    let (mut model, engine) = open_model(args, threads)?;
     // Extract in the order of --splits when given, else in the input's order.
     let names: Vec<String> = match &args.splits {
         Some(order) => order.clone(),
@@ -223,13 +257,12 @@ pub fn run(args: &Args) -> Result<()> {
     };
     if !args.quiet {
         eprintln!(
-            "extracting {} ({} classes) with {} (dim {}) on {threads} threads, batch {}, ONNX Runtime {}",
+            "extracting {} ({} classes) with {} (dim {}) on {threads} threads, batch {}, {engine}",
             source.path.display(),
             source.class_names.len(),
             model.name(),
             model.dim(),
             args.batch,
-            rt.library().display(),
         );
     }
     let started = Instant::now();

@@ -247,6 +247,44 @@ fn bad_inputs_fail_naming_the_file_and_write_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--backend tract` works with no ONNX Runtime anywhere (a feature-`tract` build), or says how
+/// to get it (a default build).
+#[test]
+fn tract_backend_or_a_clear_refusal() {
+    let dir = temp_dir("tract");
+    let images = image_folder(&dir);
+    let out = dir.join("tract.feat");
+    let model = tiny("tiny_model.onnx");
+    let missing_lib = dir.join("nolib/libonnxruntime.so");
+    let o = blindtuner(
+        &[
+            "--backend",
+            "tract",
+            "--model",
+            s(&model),
+            "--images",
+            s(&images),
+            "--out",
+            s(&out),
+        ],
+        // A broken ORT_DYLIB_PATH proves ONNX Runtime is not touched.
+        &[("ORT_DYLIB_PATH", s(&missing_lib))],
+    );
+    if cfg!(feature = "tract") {
+        assert!(o.status.success(), "{}", stderr(&o));
+        let f = extractor::Features::load(&out).unwrap();
+        assert_eq!((f.dim, f.split("train").unwrap().rows()), (8, 6));
+    } else {
+        assert!(
+            !o.status.success() && stderr(&o).contains("--features tract"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!out.exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn help_explains_every_option() {
     let o = blindtuner(&["--help"], &[]);
