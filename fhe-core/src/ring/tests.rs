@@ -120,10 +120,13 @@ fn arithmetic_matches_per_limb_reference() {
             assert_eq!(m7.data()[j * n + 5], mod_u64(&(BigInt::from(x) * -7), q));
         }
     }
-    // Shape mismatches are errors.
-    let a = Poly::<Ntt>::zero(&ctx, 3, false);
+    // Shape mismatches are errors; a right operand at a higher level is read at the lower one.
+    let mut a = Poly::<Ntt>::zero(&ctx, 3, false);
     let mut b = Poly::<Ntt>::zero(&ctx, 2, false);
-    assert!(b.add_assign(&ctx, &a).is_err());
+    assert!(b.add_assign(&ctx, &a).is_ok());
+    assert!(a.add_assign(&ctx, &b).is_err());
+    let ae = Poly::<Ntt>::zero(&ctx, 3, true);
+    assert!(a.add_assign(&ctx, &ae).is_err());
     assert!(b.mul_scalar_assign(&ctx, &[1, 2]).is_err());
 }
 
