@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod selftest;
 
 /// Privacy-preserving fine-tuning of a classifier head on CKKS-encrypted DEiT features.
@@ -21,12 +22,15 @@ enum Command {
     /// Check the CKKS foundation on this machine: NTT, RNS rescale and slot encoding precision
     /// on every named parameter preset (both parties can run it).
     Selftest(selftest::Args),
+    /// Speed benchmarks with the keys and timing rules of ../shared/bench (OpenFHE comparison).
+    Bench(bench::Args),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Selftest(args)) => selftest::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
         None => selftest::run(&selftest::Args::default()),
     }
 }
