@@ -68,7 +68,8 @@ pub struct CkksArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Time only the operations whose key contains this (for profiling); others report 0.
+    /// Time only these operations (comma-separated keys, `_ms` optional; for profiling);
+    /// the others report 0.
     #[arg(long)]
     pub only: Option<String>,
 }
@@ -118,8 +119,8 @@ pub fn openfhe_literal(a: &CkksArgs) -> Result<ParamsLiteral> {
     })
 }
 
-/// Median (ms) of timed calls of `f` (the first error is returned).
-fn time_ms<T, E>(reps: usize, mut f: impl FnMut() -> Result<T, E>) -> Result<f64>
+/// Median and minimum (ms) of timed calls of `f` (the first error is returned).
+fn time_ms<T, E>(reps: usize, mut f: impl FnMut() -> Result<T, E>) -> Result<(f64, f64)>
 where
     anyhow::Error: From<E>,
 {
@@ -134,11 +135,12 @@ where
     }
     ts.sort_by(f64::total_cmp);
     let mid = ts.len() / 2;
-    Ok(match (ts.get(mid.wrapping_sub(1)), ts.get(mid)) {
+    let median = match (ts.get(mid.wrapping_sub(1)), ts.get(mid)) {
         (Some(a), Some(b)) if ts.len() % 2 == 0 => (a + b) / 2.0,
         (_, Some(b)) => *b,
         _ => 0.0,
-    })
+    };
+    Ok((median, ts.first().copied().unwrap_or(0.0)))
 }
 
 fn uniform(rng: &mut ChaCha20Rng, n: usize) -> Vec<f64> {
@@ -164,7 +166,8 @@ fn packed_ct_bytes(params: &Params) -> usize {
 /// The measured medians, in order, honouring `--only`.
 struct Timings<'a> {
     only: Option<&'a str>,
-    ms: Vec<(&'static str, f64)>,
+    /// `(key, median, minimum)`.
+    ms: Vec<(&'static str, f64, f64)>,
 }
 
 impl Timings<'_> {
@@ -177,12 +180,16 @@ impl Timings<'_> {
     where
         anyhow::Error: From<E>,
     {
-        let v = if self.only.is_none_or(|o| key.contains(o)) {
+        let selected = self.only.is_none_or(|only| {
+            only.split(',')
+                .any(|o| key == o || key.strip_suffix("_ms") == Some(o))
+        });
+        let (median, min) = if selected {
             time_ms(reps, f)?
         } else {
-            0.0
+            (0.0, 0.0)
         };
-        self.ms.push((key, v));
+        self.ms.push((key, median, min));
         Ok(())
     }
 }
@@ -293,9 +300,14 @@ fn ckks(a: &CkksArgs) -> Result<()> {
             params.p().len(),
             slots
         );
-        for (k, v) in &ms {
+        for (k, v, _) in &ms {
             s += &format!(",\"{k}\":{v:.4}");
         }
+        let mins: Vec<String> = ms
+            .iter()
+            .map(|(k, _, m)| format!("\"{k}\":{m:.4}"))
+            .collect();
+        s += &format!(",\"min_ms\":{{{}}}", mins.join(","));
         s += &format!(
             ",\"precision_bits_mult\":{precision_bits_mult:.4},\"check_max_err_mult\":{err:e},\"check_max_err_rot\":{err_rot:e},\"ct_bytes_serialized_top\":{ct_bytes},\"loadavg_end\":[{}]}}",
             load.iter()
@@ -316,8 +328,9 @@ fn ckks(a: &CkksArgs) -> Result<()> {
             params.p().len(),
             a.threads
         );
-        for (k, v) in &ms {
-            println!("{k:<24} {v:>12.3} ms");
+        println!("{:<24} {:>12} {:>12}", "median of runs", "median", "min");
+        for (k, v, m) in &ms {
+            println!("{k:<24} {v:>9.3} ms {m:>9.3} ms");
         }
         println!(
             "{:<24} {precision_bits_mult:>12.2} bits",
