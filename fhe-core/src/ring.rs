@@ -60,8 +60,11 @@ pub struct BaseConverter {
     src_inv_f64: Vec<f64>,
     /// Row-major `[dst][src]`: `(B/b_j) mod t_i`.
     hat_mod_dst: Vec<u64>,
-    /// `B mod t_i`.
-    b_mod_dst: Vec<u64>,
+    /// `(−B) mod t_i`: the correction `−v·B` is accumulated as one more product.
+    neg_b_mod_dst: Vec<u64>,
+    /// Whether `Σ_j (b_j − 1)·t + k·t < 2^126` for every target `t`: then a row's whole sum,
+    /// correction included, is accumulated in 128 bits and reduced once.
+    single_pass: bool,
 }
 
 impl BaseConverter {
@@ -81,7 +84,7 @@ impl BaseConverter {
             })
             .collect();
         let mut hat_mod_dst = Vec::with_capacity(src.len() * dst.len());
-        let mut b_mod_dst = Vec::with_capacity(dst.len());
+        let mut neg_b_mod_dst = Vec::with_capacity(dst.len());
         for t in dst {
             for j in 0..src.len() {
                 let hat = src
@@ -91,18 +94,27 @@ impl BaseConverter {
                     .fold(1u64, |acc, (_, o)| t.mul(acc, t.reduce(o.value())));
                 hat_mod_dst.push(hat);
             }
-            b_mod_dst.push(
-                src.iter()
-                    .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value()))),
-            );
+            let b_mod = src
+                .iter()
+                .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value())));
+            neg_b_mod_dst.push(t.neg(b_mod));
         }
+        // Largest possible row sum: Σ_j z_j·h_j + v·(−B mod t) with z_j < b_j, h_j < t and
+        // v ≤ k (v rounds Σ_j z_j / b_j < k).
+        let max_t = dst.iter().map(|t| u128::from(t.value())).max().unwrap_or(0);
+        let sum_b: u128 =
+            src.iter().map(|b| u128::from(b.value())).sum::<u128>() + src.len() as u128;
+        let single_pass = sum_b
+            .checked_mul(max_t)
+            .is_some_and(|bound| bound < 1u128 << 126);
         Self {
             src: src.to_vec(),
             dst: dst.to_vec(),
             hat_inv,
             src_inv_f64: src.iter().map(|m| 1.0 / m.value() as f64).collect(),
             hat_mod_dst,
-            b_mod_dst,
+            neg_b_mod_dst,
+            single_pass,
         }
     }
 
@@ -153,35 +165,46 @@ impl BaseConverter {
     }
 
     /// Second half: target row `row` of the conversion, from the output of
-    /// [`BaseConverter::prepare`], into `out` (`n` words). Products are accumulated lazily in
-    /// 128 bits and reduced once per 16 terms.
+    /// [`BaseConverter::prepare`], into `out` (`n` words). Products (and the correction `−v·B`)
+    /// are accumulated lazily in 128 bits and reduced once per coefficient when the bound
+    /// allows it (always for primes of up to 60 bits and up to 60 source limbs), else once
+    /// per 16 terms.
     pub fn row(&self, zv: &[u64], row: usize, out: &mut [u64], n: usize) {
         let k = self.src.len();
-        let (Some(t), Some(hats), Some(&b_mod)) = (
+        let (Some(t), Some(hats), Some(&neg_b)) = (
             self.dst.get(row),
             self.hat_mod_dst.get(row * k..(row + 1) * k),
-            self.b_mod_dst.get(row),
+            self.neg_b_mod_dst.get(row),
         ) else {
             return;
         };
         let (z, v) = zv.split_at((k * n).min(zv.len()));
+        let neg_b = u128::from(neg_b);
         let mut acc = [0u128; BLOCK];
         for (c0, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
-            let len = ob.len();
-            acc.fill(0);
+            for (a, &vc) in acc.iter_mut().zip(vb) {
+                *a = u128::from(vc) * neg_b;
+            }
             for (j, (zl, &h)) in z.chunks_exact(n).zip(hats).enumerate() {
-                let zs = zl.iter().skip(c0 * BLOCK).take(len);
+                let zs = zl.iter().skip(c0 * BLOCK).take(ob.len());
+                let h = u128::from(h);
                 for (a, &zc) in acc.iter_mut().zip(zs) {
-                    *a += u128::from(zc) * u128::from(h);
+                    *a += u128::from(zc) * h;
                 }
-                if j % 16 == 15 {
+                if !self.single_pass && j % 16 == 15 {
                     for a in acc.iter_mut() {
                         *a = u128::from(t.reduce_u128_any(*a));
                     }
                 }
             }
-            for ((o, &a), &vc) in ob.iter_mut().zip(&acc).zip(vb) {
-                *o = t.sub(t.reduce_u128_any(a), t.mul(t.reduce(vc), b_mod));
+            if self.single_pass {
+                for (o, &a) in ob.iter_mut().zip(&acc) {
+                    *o = t.reduce_u128(a);
+                }
+            } else {
+                for (o, &a) in ob.iter_mut().zip(&acc) {
+                    *o = t.reduce_u128_any(a);
+                }
             }
         }
     }
