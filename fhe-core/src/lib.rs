@@ -50,6 +50,7 @@ pub mod keys;
 pub mod keyswitch;
 pub mod math;
 pub mod ntt;
+mod par;
 pub mod params;
 pub mod ring;
 pub mod sampling;

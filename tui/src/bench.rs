@@ -268,25 +268,12 @@ fn ckks(a: &CkksArgs) -> Result<()> {
         Ok(enc.decode(&decrypt(&params, &sk, &cx)?)?)
     })?;
     t.time("add_ms", reps, || eval.add_new(&cx, &cy))?;
-    t.time("mult_plain_ms", reps, || -> Result<Ciphertext> {
-        let mut c = cx.clone();
-        eval.mul_plain_assign(&mut c, &pty)?;
-        Ok(c)
-    })?;
+    t.time("mult_plain_ms", reps, || eval.mul_plain_new(&cx, &pty))?;
     let mut c3 = cx.clone();
     eval.mul_into(&cx, &cy, &mut c3)?;
-    t.time("relin_ms", reps, || -> Result<Ciphertext> {
-        let mut c = c3.clone();
-        eval.relinearize_assign(&mut c, &mut scratch)?;
-        Ok(c)
-    })?;
-    let mut c2 = c3.clone();
-    eval.relinearize_assign(&mut c2, &mut scratch)?;
-    t.time("rescale_ms", reps, || -> Result<Ciphertext> {
-        let mut c = c2.clone();
-        eval.rescale_assign(&mut c, &mut scratch)?;
-        Ok(c)
-    })?;
+    t.time("relin_ms", reps, || eval.relinearize_new(&c3, &mut scratch))?;
+    let c2 = eval.relinearize_new(&c3, &mut scratch)?;
+    t.time("rescale_ms", reps, || eval.rescale_new(&c2, &mut scratch))?;
     let mrr = |scratch: &mut fhe_core::eval::EvalScratch| -> Result<Ciphertext> {
         let mut c = eval.mul_relin_new(&cx, &cy, scratch)?;
         eval.rescale_assign(&mut c, scratch)?;
