@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod malloc;
 mod selftest;
 
 /// Privacy-preserving fine-tuning of a classifier head on CKKS-encrypted DEiT features.
@@ -27,6 +28,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    malloc::configure();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Selftest(args)) => selftest::run(&args),
