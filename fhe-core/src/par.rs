@@ -18,23 +18,23 @@ pub(crate) fn threads() -> usize {
     }
 }
 
-/// `f(i, chunk_i)` for every `n`-word chunk of `data` (a trailing partial chunk is skipped).
+/// `f(i, chunk_i)` for every chunk of `n` entries of `data` (the last one may be shorter).
 #[inline]
-pub(crate) fn chunks_mut<F>(data: &mut [u64], n: usize, f: F)
+pub(crate) fn chunks_mut<T: Send, F>(data: &mut [T], n: usize, f: F)
 where
-    F: Fn(usize, &mut [u64]) + Send + Sync,
+    F: Fn(usize, &mut [T]) + Send + Sync,
 {
     if n == 0 {
         return;
     }
     #[cfg(feature = "parallel")]
-    data.par_chunks_exact_mut(n)
-        .enumerate()
-        .for_each(|(i, c)| f(i, c));
-    #[cfg(not(feature = "parallel"))]
-    data.chunks_exact_mut(n)
-        .enumerate()
-        .for_each(|(i, c)| f(i, c));
+    if threads() > 1 {
+        data.par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+        return;
+    }
+    data.chunks_mut(n).enumerate().for_each(|(i, c)| f(i, c));
 }
 
 /// `f(i, chunk_i, a_i)` over the `n`-word chunks of `data` zipped with those of `a`.
@@ -47,11 +47,13 @@ where
         return;
     }
     #[cfg(feature = "parallel")]
-    data.par_chunks_exact_mut(n)
-        .zip(a.par_chunks_exact(n))
-        .enumerate()
-        .for_each(|(i, (c, x))| f(i, c, x));
-    #[cfg(not(feature = "parallel"))]
+    if threads() > 1 {
+        data.par_chunks_exact_mut(n)
+            .zip(a.par_chunks_exact(n))
+            .enumerate()
+            .for_each(|(i, (c, x))| f(i, c, x));
+        return;
+    }
     data.chunks_exact_mut(n)
         .zip(a.chunks_exact(n))
         .enumerate()
@@ -68,12 +70,14 @@ where
         return;
     }
     #[cfg(feature = "parallel")]
-    data.par_chunks_exact_mut(n)
-        .zip(a.par_chunks_exact(n))
-        .zip(b.par_chunks_exact(n))
-        .enumerate()
-        .for_each(|(i, ((c, x), y))| f(i, c, x, y));
-    #[cfg(not(feature = "parallel"))]
+    if threads() > 1 {
+        data.par_chunks_exact_mut(n)
+            .zip(a.par_chunks_exact(n))
+            .zip(b.par_chunks_exact(n))
+            .enumerate()
+            .for_each(|(i, ((c, x), y))| f(i, c, x, y));
+        return;
+    }
     data.chunks_exact_mut(n)
         .zip(a.chunks_exact(n))
         .zip(b.chunks_exact(n))
@@ -91,11 +95,13 @@ where
         return;
     }
     #[cfg(feature = "parallel")]
-    a.par_chunks_exact_mut(n)
-        .zip(b.par_chunks_exact_mut(n))
-        .enumerate()
-        .for_each(|(i, (x, y))| f(i, x, y));
-    #[cfg(not(feature = "parallel"))]
+    if threads() > 1 {
+        a.par_chunks_exact_mut(n)
+            .zip(b.par_chunks_exact_mut(n))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y));
+        return;
+    }
     a.chunks_exact_mut(n)
         .zip(b.chunks_exact_mut(n))
         .enumerate()

@@ -908,6 +908,22 @@ impl Poly<Ntt> {
         Ok(p)
     }
 
+    /// Gives `out` the shape (`level`, not extended), reusing its buffer, and writes limb `j`
+    /// with `fill(j, q_j, limb)` (which must write every entry) followed by the forward NTT,
+    /// limb by limb (in parallel with the `parallel` feature).
+    pub(crate) fn fill_limbs_ntt<F>(ctx: &RnsContext, level: usize, out: &mut Self, fill: F)
+    where
+        F: Fn(usize, &Modulus, &mut [u64]) + Send + Sync,
+    {
+        out.set_shape(ctx, level, false);
+        crate::par::chunks_mut(&mut out.data, ctx.n, |j, limb| {
+            if let Some(t) = ctx.ntt.get(j) {
+                fill(j, t.modulus(), limb);
+                let _ = t.forward(limb);
+            }
+        });
+    }
+
     /// A polynomial with independent uniform residues (uniform mod `Q·P` by the CRT), drawn in
     /// the NTT domain directly (the NTT is a bijection).
     pub fn uniform<G: RngCore + CryptoRng>(
@@ -950,6 +966,83 @@ impl Poly<Ntt> {
                 }
             }
         });
+        Ok(())
+    }
+
+    /// `self -= a * b` (pointwise), in one pass.
+    pub fn mul_sub_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
+        self.same_shape(a)?;
+        self.same_shape(b)?;
+        let (n, ql) = (self.n, self.q_limbs);
+        let (x, y) = (self.aligned(a), self.aligned(b));
+        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let m = t.modulus();
+                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+                    *c = m.sub(*c, m.mul(u, v));
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// `out = self + a ⊙ b` in one pass, where `b` holds at least as many limbs as `self`
+    /// (e.g. the secret key's limbs, read at `self`'s level without copying them). `a` must be
+    /// shaped like `self` or a higher-level operand (see [`Poly::same_shape`]).
+    pub fn mul_add_limbs_into(
+        &self,
+        ctx: &RnsContext,
+        a: &Self,
+        b: &[u64],
+        out: &mut Self,
+    ) -> Result<(), Error> {
+        self.same_shape(a)?;
+        let len = self.data.len();
+        let b = b.get(..len).ok_or(Error::LengthMismatch {
+            what: "polynomial limbs",
+            expected: len,
+            found: b.len(),
+        })?;
+        let x = self.aligned(a);
+        let (n, ql) = (self.n, self.q_limbs);
+        if crate::par::threads() > 1 {
+            self.shape_like(out);
+            crate::par::chunks_mut_zip2(&mut out.data, &self.data, x, n, |j, o, c, u| {
+                let (Some(t), Some(v)) = (ctx.limb_table(ql, j), b.get(j * n..(j + 1) * n)) else {
+                    return;
+                };
+                let m = t.modulus();
+                for (((z, &c), &u), &v) in o.iter_mut().zip(c).zip(u).zip(v) {
+                    *z = m.mul_add(u, v, c);
+                }
+            });
+        } else {
+            out.n = n;
+            out.q_limbs = self.q_limbs;
+            out.p_limbs = self.p_limbs;
+            out.data.clear();
+            out.data.reserve(len);
+            for (j, ((c, u), v)) in self
+                .data
+                .chunks_exact(n)
+                .zip(x.chunks_exact(n))
+                .zip(b.chunks_exact(n))
+                .enumerate()
+            {
+                match ctx.limb_table(ql, j) {
+                    Some(t) => {
+                        let m = t.modulus();
+                        out.data.extend(
+                            c.iter()
+                                .zip(u)
+                                .zip(v)
+                                .map(|((&c, &u), &v)| m.mul_add(u, v, c)),
+                        );
+                    }
+                    None => out.data.extend(core::iter::repeat_n(0, n)),
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1239,6 +1332,50 @@ impl Poly<Coeff> {
         conv.convert(src, dst, n, scratch);
         self.p_limbs = k;
         Ok(())
+    }
+
+    /// `out[k]` = the centred value of coefficient `start + k·gap` as f64, exactly as
+    /// [`Poly::coeff_f64`] gives it (indices past `N` give 0).
+    ///
+    /// Fast path: a coefficient whose centred value `x` satisfies `|x| < q_0/2` is `[y_0]_{q_0}`
+    /// centred, which is confirmed by `x ≡ y_j (mod q_j)` on every other limb (its balanced
+    /// mixed-radix digits above the first are then zero, so the f64 is the same). Only the
+    /// coefficients that fail the check go through the full reconstruction; the running time
+    /// therefore depends on how many coefficients exceed `q_0/2` in magnitude (a matter of the
+    /// scale and size of the message) and on nothing else about the values.
+    pub fn coeffs_f64_into(&self, ctx: &RnsContext, start: usize, gap: usize, out: &mut [f64]) {
+        const BLOCK: usize = 256;
+        let n = self.n;
+        let (Some(q0), Some(limb0)) = (ctx.q.first(), self.data.get(..n)) else {
+            out.fill(0.0);
+            return;
+        };
+        let upper = self.data.get(n..self.q_limbs * n).unwrap_or_default();
+        let index = |k: usize| start.saturating_add(k.saturating_mul(gap));
+        for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+            let k0 = b * BLOCK;
+            let mut x = [0i64; BLOCK];
+            let mut ok = [true; BLOCK];
+            for (k, xi) in x.iter_mut().enumerate().take(o.len()) {
+                *xi = q0.center(limb0.get(index(k0 + k)).copied().unwrap_or(0));
+            }
+            for (limb, m) in upper.chunks_exact(n).zip(ctx.q.iter().skip(1)) {
+                for (k, (xi, f)) in x.iter().zip(ok.iter_mut()).enumerate().take(o.len()) {
+                    let y = limb.get(index(k0 + k)).copied().unwrap_or(0);
+                    *f &= m.reduce_i64(*xi) == y;
+                }
+            }
+            for (k, ((v, &xi), &f)) in o.iter_mut().zip(&x).zip(&ok).enumerate() {
+                let i = index(k0 + k);
+                *v = if i >= n {
+                    0.0
+                } else if f {
+                    xi as f64
+                } else {
+                    self.coeff_f64(ctx, i)
+                };
+            }
+        }
     }
 
     /// The centred value of coefficient `i` as f64, reconstructed exactly (Garner's mixed-radix
