@@ -2,12 +2,21 @@
 //!
 //! `cargo bench --bench fhe_core` runs everything; CI runs `cargo bench --bench fhe_core --
 //! --quick`. Groups: `ntt/{logN}/{bits}` (default backend), `ntt_own/{logN}/{bits}` (the own
-//! backend), `rescale/{logN}/{level}`, `basis_ext/{logN}/{level}`, `encode/{logN}`.
+//! backend), `rescale/{logN}/{level}`, `basis_ext/{logN}/{level}`, `encode/{logN}`, and at the
+//! top level of the OpenFHE comparison points (`presets::n14`, `presets::n16_openfhe`):
+//! `mul_relin/{logN}` (tensor product + relinearisation), `rotate/{logN}` (rotation by one slot),
+//! `keyswitch/{logN}/{dnum}` (decompose + inner product + ModDown of one polynomial).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
 use fhe_core::encoding::{Complex, Encoder};
+use fhe_core::encrypt::encrypt_pk;
+use fhe_core::eval::Evaluator;
+use fhe_core::keys::{EvalKeys, PublicKey, RelinKey, SecretKey};
+use fhe_core::keyswitch::{KsScratch, key_switch};
 use fhe_core::math::{Modulus, generate_primes_vt};
 use fhe_core::ntt::NttTable;
 use fhe_core::params::{Params, presets};
@@ -108,5 +117,74 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ntt, rescale_and_basis_ext, encode);
+/// The OpenFHE comparison points at logN 14 and 16 (top level, dnum 3).
+fn scheme_params() -> Vec<Params> {
+    [presets::n14(), presets::n16_openfhe()]
+        .into_iter()
+        .map(|l| l.validate().unwrap())
+        .collect()
+}
+
+fn mul_relin_and_rotate(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut gm = c.benchmark_group("mul_relin");
+    gm.sample_size(10);
+    let mut setups = Vec::new();
+    for params in scheme_params() {
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let pk = PublicKey::generate(&sk, &mut rng).unwrap();
+        let keys = EvalKeys::generate(&sk, &[1], false, &mut rng).unwrap();
+        let eval = Evaluator::with_keys(&params, Arc::new(keys));
+        let enc = Encoder::new(&params, params.max_slots()).unwrap();
+        let v: Vec<f64> = (0..params.max_slots()).map(|i| (i as f64).cos()).collect();
+        let ct = encrypt_pk(&params, &pk, &enc.encode(&v).unwrap(), &mut rng).unwrap();
+        let mut scratch = eval.scratch();
+        let mut out = ct.clone();
+        gm.bench_function(BenchmarkId::from_parameter(params.log_n()), |b| {
+            b.iter(|| {
+                eval.mul_relin_into(&ct, &ct, &mut out, &mut scratch)
+                    .unwrap()
+            })
+        });
+        setups.push((params, eval, ct));
+    }
+    gm.finish();
+    let mut gr = c.benchmark_group("rotate");
+    gr.sample_size(10);
+    for (params, eval, ct) in &setups {
+        let mut scratch = eval.scratch();
+        let mut out = ct.clone();
+        gr.bench_function(BenchmarkId::from_parameter(params.log_n()), |b| {
+            b.iter(|| eval.rotate_into(ct, 1, &mut out, &mut scratch).unwrap())
+        });
+    }
+    gr.finish();
+}
+
+fn keyswitch(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let mut g = c.benchmark_group("keyswitch");
+    g.sample_size(10);
+    for params in scheme_params() {
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let key = RelinKey::generate(&sk, &mut rng).unwrap();
+        let ctx = params.ctx();
+        let a = Poly::<Ntt>::uniform(ctx, params.max_level(), false, &mut rng);
+        let mut scratch = KsScratch::new(&params);
+        g.bench_function(
+            BenchmarkId::new(params.log_n().to_string(), params.dnum()),
+            |b| b.iter(|| key_switch(&params, &a, &key.0, &mut scratch).unwrap()),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    ntt,
+    rescale_and_basis_ext,
+    encode,
+    mul_relin_and_rotate,
+    keyswitch
+);
 criterion_main!(benches);

@@ -50,6 +50,17 @@ impl Ciphertext {
         })
     }
 
+    /// A placeholder without polynomials (no allocation), to be filled by an `_into`
+    /// operation.
+    pub(crate) fn empty() -> Self {
+        Self {
+            c: Vec::new(),
+            scale: 0.0,
+            slots: 0,
+            seed: None,
+        }
+    }
+
     /// The level (number of rescalings left).
     pub fn level(&self) -> usize {
         self.c.first().map_or(0, Poly::level)

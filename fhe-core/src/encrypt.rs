@@ -26,15 +26,13 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     let level = pt.level();
     let mut v = Zeroizing::new(alloc::vec![0i64; params.n()]);
     ternary(rng, &mut v);
-    let mut vp = Poly::<Ntt>::from_small(ctx, level, false, &v)?.into_ntt(ctx);
-    let (mut b, mut a) = (pk.b.clone(), pk.a.clone());
-    b.drop_to_level(level)?;
-    a.drop_to_level(level)?;
+    let mut vp = Poly::<Ntt>::from_small_ntt(ctx, level, false, &v)?;
+    // The public key is read at the plaintext's level (its lower limbs), without a copy.
     let mut c0 = gaussian_poly(params, level, false, rng)?;
-    c0.mul_add_assign(ctx, &vp, &b)?;
+    c0.mul_add_assign(ctx, &vp, &pk.b)?;
     c0.add_assign(ctx, &pt.poly)?;
     let mut c1 = gaussian_poly(params, level, false, rng)?;
-    c1.mul_add_assign(ctx, &vp, &a)?;
+    c1.mul_add_assign(ctx, &vp, &pk.a)?;
     vp.zeroize();
     Ok(Ciphertext {
         c: alloc::vec![c0, c1],
@@ -89,25 +87,31 @@ pub fn expand_seeded(
     }
 }
 
-/// Decrypts to a plaintext: `c_0 + c_1·s (+ c_2·s²)`.
+/// Decrypts to a plaintext: `c_0 + c_1·s (+ c_2·s²)`. The first product is computed in one
+/// pass from the key's own limbs (no copy of the secret is made).
 pub fn decrypt(params: &Params, sk: &SecretKey, ct: &Ciphertext) -> Result<Plaintext, Error> {
     let ctx = params.ctx();
     let level = ct.level();
-    let mut s = sk.at_level(level)?;
-    let mut m = ct.c.first().cloned().ok_or(Error::WrongDegree {
-        expected: 1,
-        found: 0,
-    })?;
-    let mut s_pow = s.clone();
-    for (i, ci) in ct.c.iter().enumerate().skip(1) {
-        if i > 1 {
-            let prev = s_pow.clone();
+    let (Some(c0), Some(c1)) = (ct.c.first(), ct.c.get(1)) else {
+        return Err(Error::WrongDegree {
+            expected: 1,
+            found: ct.degree(),
+        });
+    };
+    let mut m = Poly::empty();
+    c0.mul_add_limbs_into(ctx, c1, sk.poly().data(), &mut m)?;
+    if ct.c.len() > 2 {
+        let mut s = sk.at_level(level)?;
+        let mut s_pow = s.clone();
+        for ci in ct.c.iter().skip(2) {
+            let mut prev = s_pow.clone();
             prev.mul_into(ctx, &s, &mut s_pow)?;
+            prev.zeroize();
+            m.mul_add_assign(ctx, ci, &s_pow)?;
         }
-        m.mul_add_assign(ctx, ci, &s_pow)?;
+        s.zeroize();
+        s_pow.zeroize();
     }
-    s.zeroize();
-    s_pow.zeroize();
     Ok(Plaintext {
         poly: m,
         scale: ct.scale,
@@ -136,7 +140,7 @@ pub fn decrypt_flooded<R: RngCore + CryptoRng>(
     crate::sampling::uniform_mod(rng, 2 * bound + 1, &mut raw);
     let noise: Vec<i64> = raw.iter().map(|&u| u as i64 - bound as i64).collect();
     raw.zeroize();
-    let flood = Poly::<Ntt>::from_small(ctx, pt.level(), false, &noise)?.into_ntt(ctx);
+    let flood = Poly::<Ntt>::from_small_ntt(ctx, pt.level(), false, &noise)?;
     pt.poly.add_assign(ctx, &flood)?;
     Ok(pt)
 }

@@ -126,74 +126,75 @@ impl Evaluator {
         check_scales(a.scale, b.scale)?;
         check_slots(a.slots, b.slots)?;
         let ctx = self.params.ctx();
-        let (lo, hi, negate_lo) = if a.level() <= b.level() {
-            (a, b, false)
-        } else {
-            (b, a, sub)
-        };
+        let level = a.level().min(b.level());
         let deg = a.c.len().max(b.c.len());
         out.c.resize_with(deg, Poly::empty);
         for (i, o) in out.c.iter_mut().enumerate() {
-            match (lo.c.get(i), hi.c.get(i)) {
-                (Some(x), Some(y)) => {
-                    o.clone_from(x);
-                    if negate_lo {
-                        o.neg_assign(ctx);
-                    }
-                    // lo ± hi, or hi − lo when lo = b.
-                    if sub && !negate_lo {
-                        o.sub_assign(ctx, y)?
+            match (a.c.get(i), b.c.get(i)) {
+                // One pass at the lower level (the higher operand is read at that level).
+                (Some(x), Some(y)) if x.level() <= y.level() => {
+                    if sub {
+                        x.sub_into(ctx, y, o)?;
                     } else {
-                        o.add_assign(ctx, y)?
+                        x.add_into(ctx, y, o)?;
+                    }
+                }
+                (Some(x), Some(y)) => {
+                    if sub {
+                        y.sub_from_into(ctx, x, o)?;
+                    } else {
+                        y.add_into(ctx, x, o)?;
                     }
                 }
                 (Some(x), None) => {
                     o.clone_from(x);
-                    if negate_lo {
-                        o.neg_assign(ctx);
-                    }
+                    o.drop_to_level(level)?;
                 }
                 (None, Some(y)) => {
                     o.clone_from(y);
-                    o.drop_to_level(lo.level())?;
-                    if sub && !negate_lo {
+                    o.drop_to_level(level)?;
+                    if sub {
                         o.neg_assign(ctx);
                     }
                 }
                 (None, None) => {}
             }
         }
-        // When lo = a and the operation is a − b: o = a − b (sub_assign above). When lo = b:
-        // o = −b + a. Both are a − b.
         out.scale = a.scale;
         out.slots = a.slots;
         out.seed = None;
         Ok(())
     }
 
-    /// `a += b`.
+    /// `a += b` (in place; `a` is first dropped to `b`'s level if it is higher).
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), Error> {
-        let mut out = Ciphertext {
-            c: Vec::new(),
-            scale: 0.0,
-            slots: 0,
-            seed: None,
-        };
-        self.add_into(a, b, &mut out)?;
-        *a = out;
+        check_scales(a.scale, b.scale)?;
+        check_slots(a.slots, b.slots)?;
+        let ctx = self.params.ctx();
+        if a.level() > b.level() {
+            a.drop_to_level(b.level())?;
+        }
+        let level = a.level();
+        if b.c.len() > a.c.len() {
+            a.c.resize_with(b.c.len(), || Poly::zero(ctx, level, false));
+        }
+        for (x, y) in a.c.iter_mut().zip(&b.c) {
+            x.add_assign(ctx, y)?;
+        }
+        a.seed = None;
         Ok(())
     }
 
     /// `a + b`.
     pub fn add_new(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
-        let mut out = a.clone();
+        let mut out = Ciphertext::empty();
         self.add_into(a, b, &mut out)?;
         Ok(out)
     }
 
     /// `a − b`.
     pub fn sub_new(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
-        let mut out = a.clone();
+        let mut out = Ciphertext::empty();
         self.sub_into(a, b, &mut out)?;
         Ok(out)
     }
@@ -230,6 +231,37 @@ impl Evaluator {
         c0.sub_assign(self.params.ctx(), &pt.poly)?;
         ct.seed = None;
         Ok(())
+    }
+
+    /// `out = ct · pt` (no rescale; the scale becomes the product of the scales), at the lower
+    /// of the two levels, in one pass.
+    pub fn mul_plain_into(
+        &self,
+        ct: &Ciphertext,
+        pt: &Plaintext,
+        out: &mut Ciphertext,
+    ) -> Result<(), Error> {
+        check_slots(ct.slots, pt.slots)?;
+        let ctx = self.params.ctx();
+        out.c.resize_with(ct.c.len(), Poly::empty);
+        for (o, p) in out.c.iter_mut().zip(&ct.c) {
+            if pt.level() < p.level() {
+                pt.poly.mul_into(ctx, p, o)?;
+            } else {
+                p.mul_into(ctx, &pt.poly, o)?;
+            }
+        }
+        out.scale = ct.scale * pt.scale;
+        out.slots = ct.slots;
+        out.seed = None;
+        Ok(())
+    }
+
+    /// `ct · pt`.
+    pub fn mul_plain_new(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, Error> {
+        let mut out = Ciphertext::empty();
+        self.mul_plain_into(ct, pt, &mut out)?;
+        Ok(out)
     }
 
     /// `ct *= pt` (no rescale; the scale becomes the product of the scales).
@@ -417,6 +449,48 @@ impl Evaluator {
         Ok(())
     }
 
+    /// `out = relin(ct)` for a degree-2 `ct`, written in one pass (`ct` is left unchanged).
+    pub fn relinearize_into(
+        &self,
+        ct: &Ciphertext,
+        out: &mut Ciphertext,
+        scratch: &mut EvalScratch,
+    ) -> Result<(), Error> {
+        let (Some(c0), Some(c1), Some(c2), 2) =
+            (ct.c.first(), ct.c.get(1), ct.c.get(2), ct.degree())
+        else {
+            return Err(Error::WrongDegree {
+                expected: 2,
+                found: ct.degree(),
+            });
+        };
+        let key = &self.keys()?.relin_key()?.0;
+        let ctx = self.params.ctx();
+        decompose(&self.params, c2, &mut scratch.ks)?;
+        inner_product(&self.params, key, None, &mut scratch.ks)?;
+        mod_down(&self.params, &mut scratch.ks)?;
+        out.c.resize_with(2, Poly::empty);
+        if let [o0, o1] = out.c.as_mut_slice() {
+            c0.add_into(ctx, &scratch.ks.u0, o0)?;
+            c1.add_into(ctx, &scratch.ks.u1, o1)?;
+        }
+        out.scale = ct.scale;
+        out.slots = ct.slots;
+        out.seed = None;
+        Ok(())
+    }
+
+    /// `relin(ct)` for a degree-2 `ct`.
+    pub fn relinearize_new(
+        &self,
+        ct: &Ciphertext,
+        scratch: &mut EvalScratch,
+    ) -> Result<Ciphertext, Error> {
+        let mut out = Ciphertext::empty();
+        self.relinearize_into(ct, &mut out, scratch)?;
+        Ok(out)
+    }
+
     /// Key-switches `c` with `key` (after the automorphism `perm`, if any) and adds the result to
     /// `(c_0, c_1)` of `ct`.
     fn switch_and_add(
@@ -458,12 +532,7 @@ impl Evaluator {
         b: &Ciphertext,
         scratch: &mut EvalScratch,
     ) -> Result<Ciphertext, Error> {
-        let mut out = Ciphertext {
-            c: Vec::new(),
-            scale: 0.0,
-            slots: 0,
-            seed: None,
-        };
+        let mut out = Ciphertext::empty();
         self.mul_relin_into(a, b, &mut out, scratch)?;
         Ok(out)
     }
@@ -491,6 +560,45 @@ impl Evaluator {
         ct.scale /= q as f64;
         ct.seed = None;
         Ok(())
+    }
+
+    /// `out = ct` divided by the last prime of its level (exact rounding), written in one pass
+    /// (`ct` is left unchanged).
+    pub fn rescale_into(
+        &self,
+        ct: &Ciphertext,
+        out: &mut Ciphertext,
+        scratch: &mut EvalScratch,
+    ) -> Result<(), Error> {
+        let level = ct.level();
+        let q = self
+            .params
+            .q()
+            .get(level)
+            .copied()
+            .ok_or(Error::LevelTooLow {
+                have: level,
+                need: 1,
+            })?;
+        out.c.resize_with(ct.c.len(), Poly::empty);
+        for (o, p) in out.c.iter_mut().zip(&ct.c) {
+            p.rescale_into(self.params.ctx(), o, &mut scratch.rescale)?;
+        }
+        out.scale = ct.scale / q as f64;
+        out.slots = ct.slots;
+        out.seed = None;
+        Ok(())
+    }
+
+    /// `ct` divided by the last prime of its level.
+    pub fn rescale_new(
+        &self,
+        ct: &Ciphertext,
+        scratch: &mut EvalScratch,
+    ) -> Result<Ciphertext, Error> {
+        let mut out = Ciphertext::empty();
+        self.rescale_into(ct, &mut out, scratch)?;
+        Ok(out)
     }
 
     // ----- automorphisms -----
@@ -576,7 +684,7 @@ impl Evaluator {
         step: i64,
         scratch: &mut EvalScratch,
     ) -> Result<Ciphertext, Error> {
-        let mut out = ct.clone();
+        let mut out = Ciphertext::empty();
         self.rotate_into(ct, step, &mut out, scratch)?;
         Ok(out)
     }
@@ -587,7 +695,7 @@ impl Evaluator {
         ct: &Ciphertext,
         scratch: &mut EvalScratch,
     ) -> Result<Ciphertext, Error> {
-        let mut out = ct.clone();
+        let mut out = Ciphertext::empty();
         self.apply_galois_into(
             ct,
             galois_element_conjugate(&self.params),
@@ -669,8 +777,7 @@ impl Evaluator {
         let mut span = 1;
         while span < n {
             self.rotate_into(ct, step, &mut rotated, scratch)?;
-            let sum = self.add_new(ct, &rotated)?;
-            *ct = sum;
+            self.add_assign(ct, &rotated)?;
             step *= 2;
             span *= 2;
         }

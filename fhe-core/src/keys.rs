@@ -50,7 +50,7 @@ pub(crate) fn gaussian_poly<R: RngCore + CryptoRng>(
 ) -> Result<Poly<Ntt>, Error> {
     let mut e = Zeroizing::new(alloc::vec![0i64; params.n()]);
     Gaussian::default().sample(rng, &mut e);
-    Ok(Poly::<Ntt>::from_small(params.ctx(), level, ext, &e)?.into_ntt(params.ctx()))
+    Poly::<Ntt>::from_small_ntt(params.ctx(), level, ext, &e)
 }
 
 /// The secret key `s`, kept as small coefficients and in NTT form over `Q_L·P`.
@@ -103,7 +103,7 @@ impl SecretKey {
             return Err(Error::InvalidSecret);
         }
         let ctx = params.ctx();
-        let poly = Poly::<Ntt>::from_small(ctx, ctx.max_level(), true, coeffs)?.into_ntt(ctx);
+        let poly = Poly::<Ntt>::from_small_ntt(ctx, ctx.max_level(), true, coeffs)?;
         Ok(Self {
             params: params.clone(),
             coeffs: coeffs.to_vec(),
@@ -119,6 +119,11 @@ impl SecretKey {
     /// The coefficients (−1, 0, 1). Only for writing the hospital's own key file.
     pub fn coeffs(&self) -> &[i64] {
         &self.coeffs
+    }
+
+    /// `s` in NTT form over `Q_L·P` (Q limbs first).
+    pub(crate) fn poly(&self) -> &Poly<Ntt> {
+        &self.poly
     }
 
     /// `s` restricted to the Q limbs up to `level` (allocates).
@@ -149,11 +154,10 @@ impl PublicKey {
         let top = ctx.max_level();
         let seed = fresh_seed(rng);
         let a = Poly::<Ntt>::uniform(ctx, top, false, &mut seeded_rng(&seed));
-        let s = sk.at_level(top)?;
+        let mut s = sk.at_level(top)?;
         let mut b = gaussian_poly(params, top, false, rng)?;
-        let mut as_ = Poly::zero(ctx, top, false);
-        a.mul_into(ctx, &s, &mut as_)?;
-        b.sub_assign(ctx, &as_)?;
+        b.mul_sub_assign(ctx, &a, &s)?;
+        s.zeroize();
         Ok(Self { seed, b, a })
     }
 
@@ -224,11 +228,9 @@ impl KeySwitchKey {
             })
             .collect();
         let mut b = Vec::with_capacity(a.len());
-        let mut tmp = Poly::zero(ctx, top, true);
         for (d, ai) in a.iter().enumerate() {
             let mut bi = gaussian_poly(params, top, true, rng)?;
-            ai.mul_into(ctx, &sk.poly, &mut tmp)?;
-            bi.sub_assign(ctx, &tmp)?;
+            bi.mul_sub_assign(ctx, ai, &sk.poly)?;
             let (lo, hi) = ks.digit_range(top, d);
             for k in lo..hi {
                 let (Some(m), Some(&pm)) = (ctx.q().get(k), p_mod_q.get(k)) else {
@@ -249,7 +251,6 @@ impl KeySwitchKey {
             }
             b.push(bi);
         }
-        tmp.zeroize();
         Ok(Self { seed, b, a })
     }
 

@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use crate::Error;
 use crate::keys::KeySwitchKey;
+use crate::math::Modulus;
 use crate::params::Params;
 use crate::ring::{Coeff, Ntt, Poly};
 
@@ -71,6 +72,7 @@ pub fn decompose(params: &Params, c: &Poly<Ntt>, scratch: &mut KsScratch) -> Res
     c.to_coeff_into(ctx, &mut scratch.coeff);
     let count = ks.digits_at(l);
     let tables = ctx.ntt_tables();
+    let top = ctx.max_level();
     for d in 0..count {
         let (lo, hi) = ks.digit_range(l, d);
         let conv = ks
@@ -84,39 +86,95 @@ pub fn decompose(params: &Params, c: &Poly<Ntt>, scratch: &mut KsScratch) -> Res
         let src = scratch.coeff.data().get(lo * n..hi * n).unwrap_or_default();
         let zv = scratch.zv.get_mut(..(hi - lo + 1) * n).unwrap_or_default();
         conv.prepare(src, zv, n);
-        let mut row = 0;
-        // Limb j of the digit: Q limbs 0..=l, then P limbs (table index L+1+t).
-        for (j, limb) in digit.data_mut().chunks_exact_mut(n).enumerate() {
-            let table_idx = if j <= l {
-                j
-            } else {
-                ctx.max_level() + 1 + (j - l - 1)
-            };
+        let zv: &[u64] = zv;
+        // Limb j of the digit: Q limbs 0..=l, then P limbs (table index L+1+t). The digit's own
+        // limbs are the input's NTT limbs; every other limb is one row of the conversion.
+        crate::par::chunks_mut(digit.data_mut(), n, |j, limb| {
             if (lo..hi).contains(&j) {
                 limb.copy_from_slice(c.limb(j).unwrap_or_default());
-                continue;
+                return;
             }
+            let row = if j < lo { j } else { j - (hi - lo) };
             conv.row(zv, row, limb, n);
-            row += 1;
+            let table_idx = if j <= l { j } else { top + 1 + (j - l - 1) };
             if let Some(t) = tables.get(table_idx) {
-                t.forward(limb)?;
+                let _ = t.forward(limb);
             }
-        }
+        });
     }
     scratch.digit_count = count;
     scratch.digit_level = l;
     Ok(())
 }
 
+/// The most products of two residues mod `q` whose sum stays below `2^126` (the input range of
+/// [`crate::math::Modulus::reduce_u128`]).
+fn lazy_terms(q: u64) -> u128 {
+    let max = u128::from(q - 1) * u128::from(q - 1);
+    ((1u128 << 126) - 1) / max.max(1)
+}
+
+/// One limb of the inner product for `D` digits, the two sums in registers and reduced once
+/// per coefficient (the caller checks `D ≤ lazy_terms(q)`).
+#[inline(always)]
+fn ip_limb<const D: usize>(
+    m: &Modulus,
+    o0: &mut [u64],
+    o1: &mut [u64],
+    ds: [&[u64]; D],
+    bs: [&[u64]; D],
+    as_: [&[u64]; D],
+    perm: Option<&[u32]>,
+) {
+    let n = o0.len();
+    if o1.len() != n || ds.iter().chain(&bs).chain(&as_).any(|s| s.len() != n) {
+        return;
+    }
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "every slice has length n (checked above) and c < n"
+    )]
+    match perm {
+        None => {
+            for c in 0..n {
+                let (mut x0, mut x1) = (0u128, 0u128);
+                for d in 0..D {
+                    let x = u128::from(ds[d][c]);
+                    x0 += x * u128::from(bs[d][c]);
+                    x1 += x * u128::from(as_[d][c]);
+                }
+                o0[c] = m.reduce_u128(x0);
+                o1[c] = m.reduce_u128(x1);
+            }
+        }
+        Some(p) => {
+            if p.len() != n {
+                return;
+            }
+            for c in 0..n {
+                let (mut x0, mut x1) = (0u128, 0u128);
+                let pi = p[c] as usize;
+                for d in 0..D {
+                    let x = u128::from(ds[d].get(pi).copied().unwrap_or(0));
+                    x0 += x * u128::from(bs[d][c]);
+                    x1 += x * u128::from(as_[d][c]);
+                }
+                o0[c] = m.reduce_u128(x0);
+                o1[c] = m.reduce_u128(x1);
+            }
+        }
+    }
+}
+
 /// `(u_0, u_1) = Σ_i σ(d_i)·(b_i, a_i)` over `Q_l·P` into `scratch.u0`, `scratch.u1`, from the
 /// digits of the last [`decompose`]; `perm` is the NTT-domain permutation of `σ` (or `None`).
+/// The limbs are independent (parallel with the `parallel` feature).
 pub fn inner_product(
     params: &Params,
     key: &KeySwitchKey,
     perm: Option<&[u32]>,
     scratch: &mut KsScratch,
 ) -> Result<(), Error> {
-    const BLOCK: usize = 64;
     let ctx = params.ctx();
     let n = params.n();
     let l = scratch.digit_level;
@@ -124,89 +182,128 @@ pub fn inner_product(
     let count = scratch.digit_count;
     scratch.u0.set_shape(ctx, l, true);
     scratch.u1.set_shape(ctx, l, true);
-    let limbs = l + 1 + ctx.p().len();
     let tables = ctx.ntt_tables();
+    let digits = scratch.digits.get(..count).unwrap_or_default();
+    let (kb, ka) = (
+        key.b.get(..count).unwrap_or_default(),
+        key.a.get(..count).unwrap_or_default(),
+    );
+    crate::par::chunks_mut_pair(
+        scratch.u0.data_mut(),
+        scratch.u1.data_mut(),
+        n,
+        |j, o0, o1| {
+            let key_limb = if j <= l { j } else { top + 1 + (j - l - 1) };
+            let Some(m) = tables.get(key_limb).map(|t| *t.modulus()) else {
+                return;
+            };
+            let dl = |i: usize| digits.get(i).and_then(|d| d.limb(j)).unwrap_or_default();
+            let bl = |i: usize| kb.get(i).and_then(|b| b.limb(key_limb)).unwrap_or_default();
+            let al = |i: usize| ka.get(i).and_then(|a| a.limb(key_limb)).unwrap_or_default();
+            let fits = (count as u128) <= lazy_terms(m.value());
+            match count {
+                1 if fits => ip_limb::<1>(&m, o0, o1, [dl(0)], [bl(0)], [al(0)], perm),
+                2 if fits => ip_limb::<2>(
+                    &m,
+                    o0,
+                    o1,
+                    [dl(0), dl(1)],
+                    [bl(0), bl(1)],
+                    [al(0), al(1)],
+                    perm,
+                ),
+                3 if fits => ip_limb::<3>(
+                    &m,
+                    o0,
+                    o1,
+                    [dl(0), dl(1), dl(2)],
+                    [bl(0), bl(1), bl(2)],
+                    [al(0), al(1), al(2)],
+                    perm,
+                ),
+                4 if fits => ip_limb::<4>(
+                    &m,
+                    o0,
+                    o1,
+                    [dl(0), dl(1), dl(2), dl(3)],
+                    [bl(0), bl(1), bl(2), bl(3)],
+                    [al(0), al(1), al(2), al(3)],
+                    perm,
+                ),
+                _ => ip_limb_any(&m, o0, o1, count, dl, bl, al, perm),
+            }
+        },
+    );
+    Ok(())
+}
+
+/// One limb of the inner product for any number of digits: 128-bit accumulators per block of
+/// coefficients, reduced once per 16 digits.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "internal kernel: outputs, digit count, three limb getters and the permutation"
+)]
+fn ip_limb_any<'a>(
+    m: &Modulus,
+    o0: &mut [u64],
+    o1: &mut [u64],
+    count: usize,
+    dl: impl Fn(usize) -> &'a [u64],
+    bl: impl Fn(usize) -> &'a [u64],
+    al: impl Fn(usize) -> &'a [u64],
+    perm: Option<&[u32]>,
+) {
+    const BLOCK: usize = 64;
     let mut acc0 = [0u128; BLOCK];
     let mut acc1 = [0u128; BLOCK];
-    for j in 0..limbs {
-        let key_limb = if j <= l { j } else { top + 1 + (j - l - 1) };
-        let Some(m) = tables.get(key_limb).map(|t| *t.modulus()) else {
-            continue;
-        };
-        let u0 = scratch
-            .u0
-            .data_mut()
-            .get_mut(j * n..(j + 1) * n)
-            .unwrap_or_default();
-        let u1 = scratch
-            .u1
-            .data_mut()
-            .get_mut(j * n..(j + 1) * n)
-            .unwrap_or_default();
-        for (blk, (o0, o1)) in u0.chunks_mut(BLOCK).zip(u1.chunks_mut(BLOCK)).enumerate() {
-            let c0 = blk * BLOCK;
-            acc0.fill(0);
-            acc1.fill(0);
-            for (d, (digit, (b, a))) in scratch
-                .digits
-                .iter()
-                .zip(key.b.iter().zip(&key.a))
-                .take(count)
-                .enumerate()
-            {
-                let dl = digit.limb(j).unwrap_or_default();
-                let bl = b
-                    .limb(key_limb)
-                    .unwrap_or_default()
-                    .get(c0..c0 + BLOCK)
-                    .unwrap_or_default();
-                let al = a
-                    .limb(key_limb)
-                    .unwrap_or_default()
-                    .get(c0..c0 + BLOCK)
-                    .unwrap_or_default();
-                match perm {
-                    Some(p) => {
-                        let pl = p.get(c0..c0 + BLOCK).unwrap_or_default();
-                        for (((x0, x1), (&bv, &av)), &pi) in acc0
-                            .iter_mut()
-                            .zip(acc1.iter_mut())
-                            .zip(bl.iter().zip(al))
-                            .zip(pl)
-                        {
-                            let x = u128::from(dl.get(pi as usize).copied().unwrap_or(0));
-                            *x0 += x * u128::from(bv);
-                            *x1 += x * u128::from(av);
-                        }
-                    }
-                    None => {
-                        let ds = dl.get(c0..c0 + BLOCK).unwrap_or_default();
-                        for (((x0, x1), (&bv, &av)), &dv) in acc0
-                            .iter_mut()
-                            .zip(acc1.iter_mut())
-                            .zip(bl.iter().zip(al))
-                            .zip(ds)
-                        {
-                            let x = u128::from(dv);
-                            *x0 += x * u128::from(bv);
-                            *x1 += x * u128::from(av);
-                        }
+    for (blk, (o0, o1)) in o0.chunks_mut(BLOCK).zip(o1.chunks_mut(BLOCK)).enumerate() {
+        let c0 = blk * BLOCK;
+        acc0.fill(0);
+        acc1.fill(0);
+        for d in 0..count {
+            let dl = dl(d);
+            let bl = bl(d).get(c0..c0 + BLOCK).unwrap_or_default();
+            let al = al(d).get(c0..c0 + BLOCK).unwrap_or_default();
+            match perm {
+                Some(p) => {
+                    let pl = p.get(c0..c0 + BLOCK).unwrap_or_default();
+                    for (((x0, x1), (&bv, &av)), &pi) in acc0
+                        .iter_mut()
+                        .zip(acc1.iter_mut())
+                        .zip(bl.iter().zip(al))
+                        .zip(pl)
+                    {
+                        let x = u128::from(dl.get(pi as usize).copied().unwrap_or(0));
+                        *x0 += x * u128::from(bv);
+                        *x1 += x * u128::from(av);
                     }
                 }
-                if d % 16 == 15 {
-                    for (x0, x1) in acc0.iter_mut().zip(acc1.iter_mut()) {
-                        *x0 = u128::from(m.reduce_u128_any(*x0));
-                        *x1 = u128::from(m.reduce_u128_any(*x1));
+                None => {
+                    let ds = dl.get(c0..c0 + BLOCK).unwrap_or_default();
+                    for (((x0, x1), (&bv, &av)), &dv) in acc0
+                        .iter_mut()
+                        .zip(acc1.iter_mut())
+                        .zip(bl.iter().zip(al))
+                        .zip(ds)
+                    {
+                        let x = u128::from(dv);
+                        *x0 += x * u128::from(bv);
+                        *x1 += x * u128::from(av);
                     }
                 }
             }
-            for ((o, &x0), (p, &x1)) in o0.iter_mut().zip(&acc0).zip(o1.iter_mut().zip(&acc1)) {
-                *o = m.reduce_u128_any(x0);
-                *p = m.reduce_u128_any(x1);
+            if d % 16 == 15 {
+                for (x0, x1) in acc0.iter_mut().zip(acc1.iter_mut()) {
+                    *x0 = u128::from(m.reduce_u128_any(*x0));
+                    *x1 = u128::from(m.reduce_u128_any(*x1));
+                }
             }
         }
+        for ((o, &x0), (p, &x1)) in o0.iter_mut().zip(&acc0).zip(o1.iter_mut().zip(&acc1)) {
+            *o = m.reduce_u128_any(x0);
+            *p = m.reduce_u128_any(x1);
+        }
     }
-    Ok(())
 }
 
 /// ModDown of `scratch.u0`, `scratch.u1` (exact division by P), leaving them at level `l`

@@ -17,6 +17,7 @@ pub mod keyswitch;
 pub mod linear;
 pub mod math;
 pub mod ntt;
+mod par;
 pub mod params;
 pub mod refresh;
 pub mod ring;

@@ -34,6 +34,8 @@ pub struct Modulus {
     /// floor(2^128 / q), high and low words.
     mu_hi: u64,
     mu_lo: u64,
+    /// floor(2^64 / q), for reducing single words.
+    mu64: u64,
 }
 
 impl Modulus {
@@ -52,6 +54,7 @@ impl Modulus {
             q,
             mu_hi: (mu >> 64) as u64,
             mu_lo: mu as u64,
+            mu64: ((1u128 << 64) / u128::from(q)) as u64,
         })
     }
 
@@ -91,13 +94,12 @@ impl Modulus {
     pub const fn reduce_u128(&self, x: u128) -> u64 {
         let x0 = x as u64;
         let x1 = (x >> 64) as u64;
-        // floor(x * mu / 2^128), up to 2 too small.
-        let mid = ((x0 as u128 * self.mu_lo as u128) >> 64)
-            + x1 as u128 * self.mu_lo as u128
-            + x0 as u128 * self.mu_hi as u128;
+        // floor(x * mu / 2^128) is at most 2 below x / q; leaving out floor(x0·mu_lo / 2^64)
+        // (below 2^64) costs at most one more, so the estimate is at most 3 too small.
+        let mid = x1 as u128 * self.mu_lo as u128 + x0 as u128 * self.mu_hi as u128;
         let quot = (x1 as u128 * self.mu_hi as u128) + (mid >> 64);
         let r = x0.wrapping_sub((quot as u64).wrapping_mul(self.q));
-        // r < 3q < 2^64.
+        // r < 4q ≤ 2^64.
         csub(csub(r, 2 * self.q), self.q)
     }
 
@@ -109,10 +111,12 @@ impl Modulus {
         self.reduce_u128(((hi as u128) << 64) | (x as u64 as u128))
     }
 
-    /// `x mod q` for any `u64`.
+    /// `x mod q` for any `u64`: the quotient estimate `floor(x·floor(2^64/q) / 2^64)` is at
+    /// most one too small.
     #[inline(always)]
     pub const fn reduce(&self, x: u64) -> u64 {
-        self.reduce_u128(x as u128)
+        let quot = ((x as u128 * self.mu64 as u128) >> 64) as u64;
+        csub(x.wrapping_sub(quot.wrapping_mul(self.q)), self.q)
     }
 
     /// `x mod q` for a signed `x`, branch-free.
@@ -129,6 +133,12 @@ impl Modulus {
     #[inline(always)]
     pub const fn mul(&self, a: u64, b: u64) -> u64 {
         self.reduce_u128(a as u128 * b as u128)
+    }
+
+    /// `(a * b + c) mod q` for `a, b < 2^62` and any `c < 2^64` (one Barrett reduction).
+    #[inline(always)]
+    pub const fn mul_add(&self, a: u64, b: u64, c: u64) -> u64 {
+        self.reduce_u128(a as u128 * b as u128 + c as u128)
     }
 
     /// Shoup's precomputation for multiplications by the constant `w < q`:
@@ -581,6 +591,10 @@ mod tests {
             prop_assert_eq!(u128::from(m.sub(a, b)), (u128::from(a) + qq - u128::from(b)) % qq);
             prop_assert_eq!(u128::from(m.neg(a)), (qq - u128::from(a)) % qq);
             prop_assert_eq!(u128::from(m.mul(a, b)), u128::from(a) * u128::from(b) % qq);
+            prop_assert_eq!(
+                u128::from(m.mul_add(a, b, w)),
+                (u128::from(a) * u128::from(b) + u128::from(w)) % qq
+            );
             let ws = m.shoup(w);
             prop_assert_eq!(u128::from(m.mul_shoup(a, w, ws)), u128::from(a) * u128::from(w) % qq);
             let lazy = m.mul_shoup_lazy(a.wrapping_mul(4) | 3, w, ws);
@@ -627,6 +641,29 @@ mod tests {
                 (acc + u128::from(*x) * u128::from(*y)) % u128::from(q)
             });
             prop_assert_eq!(u128::from(m.dot(&red, &rev)), want);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn barrett_at_every_width(
+            bits in 11u32..=62, seed in any::<u64>(), a in any::<u64>(), b in any::<u64>(),
+        ) {
+            // Any odd modulus of `bits` bits (primality plays no part in the reductions).
+            let q = (1u64 << (bits - 1)) | (seed & ((1u64 << (bits - 1)) - 1)) | 1;
+            let m = Modulus::new(q).unwrap();
+            let (a, b) = (a % q, b % q);
+            let want = u128::from(a) * u128::from(b) % u128::from(q);
+            prop_assert_eq!(u128::from(m.mul(a, b)), want);
+            prop_assert_eq!(m.reduce(seed), seed % q);
+            let top = q - 1;
+            prop_assert_eq!(
+                u128::from(m.mul_add(top, top, u64::MAX)),
+                (u128::from(top) * u128::from(top) + u128::from(u64::MAX)) % u128::from(q)
+            );
+            // The largest documented input of reduce_u128.
+            let x = (1u128 << 126) - 1 - u128::from(seed);
+            prop_assert_eq!(u128::from(m.reduce_u128(x)), x % u128::from(q));
         }
     }
 

@@ -60,8 +60,11 @@ pub struct BaseConverter {
     src_inv_f64: Vec<f64>,
     /// Row-major `[dst][src]`: `(B/b_j) mod t_i`.
     hat_mod_dst: Vec<u64>,
-    /// `B mod t_i`.
-    b_mod_dst: Vec<u64>,
+    /// `(−B) mod t_i`: the correction `−v·B` is accumulated as one more product.
+    neg_b_mod_dst: Vec<u64>,
+    /// Whether `Σ_j (b_j − 1)·t + k·t < 2^126` for every target `t`: then a row's whole sum,
+    /// correction included, is accumulated in 128 bits and reduced once.
+    single_pass: bool,
 }
 
 impl BaseConverter {
@@ -81,7 +84,7 @@ impl BaseConverter {
             })
             .collect();
         let mut hat_mod_dst = Vec::with_capacity(src.len() * dst.len());
-        let mut b_mod_dst = Vec::with_capacity(dst.len());
+        let mut neg_b_mod_dst = Vec::with_capacity(dst.len());
         for t in dst {
             for j in 0..src.len() {
                 let hat = src
@@ -91,18 +94,27 @@ impl BaseConverter {
                     .fold(1u64, |acc, (_, o)| t.mul(acc, t.reduce(o.value())));
                 hat_mod_dst.push(hat);
             }
-            b_mod_dst.push(
-                src.iter()
-                    .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value()))),
-            );
+            let b_mod = src
+                .iter()
+                .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value())));
+            neg_b_mod_dst.push(t.neg(b_mod));
         }
+        // Largest possible row sum: Σ_j z_j·h_j + v·(−B mod t) with z_j < b_j, h_j < t and
+        // v ≤ k (v rounds Σ_j z_j / b_j < k).
+        let max_t = dst.iter().map(|t| u128::from(t.value())).max().unwrap_or(0);
+        let sum_b: u128 =
+            src.iter().map(|b| u128::from(b.value())).sum::<u128>() + src.len() as u128;
+        let single_pass = sum_b
+            .checked_mul(max_t)
+            .is_some_and(|bound| bound < 1u128 << 126);
         Self {
             src: src.to_vec(),
             dst: dst.to_vec(),
             hat_inv,
             src_inv_f64: src.iter().map(|m| 1.0 / m.value() as f64).collect(),
             hat_mod_dst,
-            b_mod_dst,
+            neg_b_mod_dst,
+            single_pass,
         }
     }
 
@@ -127,52 +139,91 @@ impl BaseConverter {
     pub fn prepare(&self, src: &[u64], zv: &mut [u64], n: usize) {
         let k = self.src.len();
         let (z, v) = zv.split_at_mut((k * n).min(zv.len()));
-        for ((zl, yl), (m, &(hi, his))) in z
-            .chunks_exact_mut(n)
-            .zip(src.chunks_exact(n))
-            .zip(self.src.iter().zip(&self.hat_inv))
-        {
-            for (zc, &yc) in zl.iter_mut().zip(yl) {
-                *zc = m.mul_shoup(yc, hi, his);
-            }
-        }
-        let mut f = [0.0f64; BLOCK];
-        for (c0, vb) in v.chunks_mut(BLOCK).enumerate() {
-            let len = vb.len();
-            f.fill(0.0);
-            for (zl, &inv) in z.chunks_exact(n).zip(&self.src_inv_f64) {
-                let zs = zl.iter().skip(c0 * BLOCK).take(len);
-                for (a, &zc) in f.iter_mut().zip(zs) {
-                    *a += zc as f64 * inv;
+        crate::par::chunks_mut_zip(z, src, n, |j, zl, yl| {
+            if let (Some(m), Some(&(hi, his))) = (self.src.get(j), self.hat_inv.get(j)) {
+                for (zc, &yc) in zl.iter_mut().zip(yl) {
+                    *zc = m.mul_shoup(yc, hi, his);
                 }
             }
-            for (vc, &a) in vb.iter_mut().zip(&f) {
-                *vc = libm::round(a) as u64;
+        });
+        let z: &[u64] = z;
+        // v in independent spans of coefficients; within a span, blocks of BLOCK.
+        const SPAN: usize = 2048;
+        let span = if n.is_multiple_of(SPAN) { SPAN } else { n };
+        crate::par::chunks_mut(v, span, |s, vs| {
+            let mut f = [0.0f64; BLOCK];
+            for (b, vb) in vs.chunks_mut(BLOCK).enumerate() {
+                let start = s * span + b * BLOCK;
+                f.fill(0.0);
+                for (zl, &inv) in z.chunks_exact(n).zip(&self.src_inv_f64) {
+                    let zs = zl.iter().skip(start).take(vb.len());
+                    for (a, &zc) in f.iter_mut().zip(zs) {
+                        *a += zc as f64 * inv;
+                    }
+                }
+                for (vc, &a) in vb.iter_mut().zip(&f) {
+                    *vc = libm::round(a) as u64;
+                }
             }
-        }
+        });
     }
 
     /// Second half: target row `row` of the conversion, from the output of
-    /// [`BaseConverter::prepare`], into `out` (`n` words). Products are accumulated lazily in
-    /// 128 bits and reduced once per 16 terms.
+    /// [`BaseConverter::prepare`], into `out` (`n` words). Products (and the correction `−v·B`)
+    /// are accumulated lazily in 128 bits and reduced once per coefficient when the bound
+    /// allows it (always for primes of up to 60 bits and up to 60 source limbs), else once
+    /// per 16 terms.
     pub fn row(&self, zv: &[u64], row: usize, out: &mut [u64], n: usize) {
         let k = self.src.len();
-        let (Some(t), Some(hats), Some(&b_mod)) = (
+        let (Some(t), Some(hats), Some(&neg_b)) = (
             self.dst.get(row),
             self.hat_mod_dst.get(row * k..(row + 1) * k),
-            self.b_mod_dst.get(row),
+            self.neg_b_mod_dst.get(row),
         ) else {
             return;
         };
         let (z, v) = zv.split_at((k * n).min(zv.len()));
+        let neg_b = u128::from(neg_b);
+        if self.single_pass {
+            // Four coefficients at a time, the accumulators in registers.
+            let done = out.len() / 4 * 4;
+            for (c4, (ob, vb)) in out.chunks_exact_mut(4).zip(v.chunks_exact(4)).enumerate() {
+                let c = 4 * c4;
+                let (Ok(ob), Ok(vb)) = (<&mut [u64; 4]>::try_from(ob), <&[u64; 4]>::try_from(vb))
+                else {
+                    continue;
+                };
+                let mut a = vb.map(|x| u128::from(x) * neg_b);
+                for (zl, &h) in z.chunks_exact(n).zip(hats) {
+                    if let Some(&[z0, z1, z2, z3]) = zl.get(c..c + 4) {
+                        let h = u128::from(h);
+                        a[0] += u128::from(z0) * h;
+                        a[1] += u128::from(z1) * h;
+                        a[2] += u128::from(z2) * h;
+                        a[3] += u128::from(z3) * h;
+                    }
+                }
+                *ob = a.map(|x| t.reduce_u128(x));
+            }
+            for (i, (o, &vc)) in out.iter_mut().zip(v).enumerate().skip(done) {
+                let mut a = u128::from(vc) * neg_b;
+                for (zl, &h) in z.chunks_exact(n).zip(hats) {
+                    a += u128::from(zl.get(i).copied().unwrap_or(0)) * u128::from(h);
+                }
+                *o = t.reduce_u128(a);
+            }
+            return;
+        }
         let mut acc = [0u128; BLOCK];
         for (c0, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
-            let len = ob.len();
-            acc.fill(0);
+            for (a, &vc) in acc.iter_mut().zip(vb) {
+                *a = u128::from(vc) * neg_b;
+            }
             for (j, (zl, &h)) in z.chunks_exact(n).zip(hats).enumerate() {
-                let zs = zl.iter().skip(c0 * BLOCK).take(len);
+                let zs = zl.iter().skip(c0 * BLOCK).take(ob.len());
+                let h = u128::from(h);
                 for (a, &zc) in acc.iter_mut().zip(zs) {
-                    *a += u128::from(zc) * u128::from(h);
+                    *a += u128::from(zc) * h;
                 }
                 if j % 16 == 15 {
                     for a in acc.iter_mut() {
@@ -180,8 +231,8 @@ impl BaseConverter {
                     }
                 }
             }
-            for ((o, &a), &vc) in ob.iter_mut().zip(&acc).zip(vb) {
-                *o = t.sub(t.reduce_u128_any(a), t.mul(t.reduce(vc), b_mod));
+            for (o, &a) in ob.iter_mut().zip(&acc) {
+                *o = t.reduce_u128_any(a);
             }
         }
     }
@@ -193,9 +244,58 @@ impl BaseConverter {
         let len = ((self.src.len() + 1) * n).min(scratch.len());
         let z = scratch.get_mut(..len).unwrap_or_default();
         self.prepare(src, z, n);
-        for (row, out) in dst.chunks_exact_mut(n).enumerate() {
-            self.row(z, row, out, n);
+        let z: &[u64] = z;
+        crate::par::chunks_mut(dst, n, |row, out| self.row(z, row, out, n));
+    }
+}
+
+/// The shared part of a rescale from level `l`: the last limb in coefficient form and the
+/// constants `q_l^-1 mod q_i`.
+struct Rescaler<'a> {
+    ctx: &'a RnsContext,
+    ql: Modulus,
+    last: &'a [u64],
+    invs: &'a [(u64, u64)],
+}
+
+impl<'a> Rescaler<'a> {
+    /// Inverse-transforms `last` (limb `l`, NTT form) in place.
+    fn new(ctx: &'a RnsContext, l: usize, last: &'a mut [u64]) -> Result<Self, Error> {
+        let tl = ctx.ntt.get(l).ok_or(Error::LevelTooLow {
+            have: ctx.max_level(),
+            need: l,
+        })?;
+        tl.inverse(last)?;
+        let start = l * (l - 1) / 2;
+        Ok(Self {
+            ctx,
+            ql: *tl.modulus(),
+            last,
+            invs: ctx.rescale_inv.get(start..start + l).unwrap_or_default(),
+        })
+    }
+
+    /// Writes `NTT_i([last]_centred mod q_i)` into `tmp` and returns `(q_i, q_l^-1, Shoup)`:
+    /// limb `i` of the result is `(a_i − tmp) · q_l^-1`.
+    fn limb(&self, i: usize, tmp: &mut [u64]) -> Option<(Modulus, u64, u64)> {
+        let (t, &(inv, inv_s)) = (self.ctx.ntt.get(i)?, self.invs.get(i)?);
+        let m = *t.modulus();
+        let qi = m.value();
+        let ql = self.ql;
+        if ql.value() < 2 * qi {
+            // |centred| < q_l/2 < q_i: add q_i to negatives, branch-free.
+            for (d, &s) in tmp.iter_mut().zip(self.last) {
+                let x = ql.center(s);
+                *d = (x as u64).wrapping_add(qi & ((x >> 63) as u64));
+            }
+        } else {
+            for (d, &s) in tmp.iter_mut().zip(self.last) {
+                *d = m.reduce_i64(ql.center(s));
+            }
         }
+        // Lengths match by construction.
+        t.forward(tmp).ok()?;
+        Some((m, inv, inv_s))
     }
 }
 
@@ -339,6 +439,16 @@ impl RnsContext {
             )
     }
 
+    /// The NTT table of limb `j` of a polynomial with `q_limbs` Q limbs (Q limbs first, then P).
+    #[inline]
+    pub(crate) fn limb_table(&self, q_limbs: usize, j: usize) -> Option<&NttTable> {
+        if j < q_limbs {
+            self.ntt.get(j)
+        } else {
+            self.ntt.get(self.q.len() + (j - q_limbs))
+        }
+    }
+
     /// The residues of the integer `x` modulo each limb of a polynomial at `level`.
     pub fn scalar_from_i64(&self, x: i64, level: usize, ext: bool) -> Vec<u64> {
         self.limb_tables(level, ext)
@@ -354,14 +464,18 @@ impl RnsContext {
             .collect()
     }
 
-    /// Scratch (u64 words) for [`Poly::rescale_assign`].
+    /// Scratch (u64 words) for [`Poly::rescale_assign`] and [`Poly::rescale_into`]: the last
+    /// limb and one buffer per limb, so the limbs are independent (`2N` words also work, one
+    /// limb after the other).
     pub fn rescale_scratch_len(&self) -> usize {
-        self.n
+        self.n * (self.q.len() + 1)
     }
 
-    /// Scratch (u64 words) for [`Poly::mod_down_assign`].
+    /// Scratch (u64 words) for [`Poly::mod_down_assign`]: the `k + 1` words per coefficient of
+    /// the base conversion and one buffer per Q limb (`(k + 2)·N` words also work, one limb
+    /// after the other).
     pub fn mod_down_scratch_len(&self) -> usize {
-        self.n * (self.p.len() + 2)
+        self.n * (self.p.len() + 1 + self.q.len())
     }
 
     /// Scratch (u64 words) for [`Poly::extend_to_p_assign`].
@@ -567,63 +681,116 @@ impl<R: Representation> Poly<R> {
         out.data.resize(self.data.len(), 0);
     }
 
-    fn zip_limbs<'a>(
-        &'a mut self,
-        ctx: &'a RnsContext,
-        other: &'a Self,
-    ) -> impl Iterator<Item = (&'a Modulus, &'a mut [u64], &'a [u64])> {
-        let n = self.n;
-        let tables = ctx.limb_tables(self.level(), self.is_extended());
-        tables
-            .zip(self.data.chunks_exact_mut(n))
-            .zip(other.data.chunks_exact(n))
-            .map(|((t, a), b)| (t.modulus(), a, b))
+    /// The words of `other` that line up with `self`'s limbs (all of them, or the lower Q limbs
+    /// of a higher-level operand; see [`Poly::same_shape`]).
+    fn aligned<'a>(&self, other: &'a Self) -> &'a [u64] {
+        other.data.get(..self.data.len()).unwrap_or_default()
+    }
+
+    /// `self_j = op(q_j, self_j, other_j)` on every limb (in parallel with `parallel`).
+    fn zip_assign<F>(&mut self, ctx: &RnsContext, other: &Self, op: F) -> Result<(), Error>
+    where
+        F: Fn(&Modulus, &mut [u64], &[u64]) + Send + Sync,
+    {
+        self.same_shape(other)?;
+        let (n, ql) = (self.n, self.q_limbs);
+        let b = self.aligned(other);
+        crate::par::chunks_mut_zip(&mut self.data, b, n, |j, x, y| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                op(t.modulus(), x, y);
+            }
+        });
+        Ok(())
+    }
+
+    /// `out[i] = op(q_j, self[i], other[i])` on every residue, `out` shaped like `self`: one
+    /// pass, written once (no zero-filling first; limbs in parallel with `parallel` and more
+    /// than one thread).
+    fn zip_into<F>(
+        &self,
+        ctx: &RnsContext,
+        other: &Self,
+        out: &mut Self,
+        op: F,
+    ) -> Result<(), Error>
+    where
+        F: Fn(&Modulus, u64, u64) -> u64 + Send + Sync,
+    {
+        self.same_shape(other)?;
+        let (n, ql) = (self.n, self.q_limbs);
+        let b = self.aligned(other);
+        if crate::par::threads() > 1 {
+            self.shape_like(out);
+            crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, n, |j, o, x, y| {
+                if let Some(t) = ctx.limb_table(ql, j) {
+                    let m = t.modulus();
+                    for ((z, &u), &v) in o.iter_mut().zip(x).zip(y) {
+                        *z = op(m, u, v);
+                    }
+                }
+            });
+        } else {
+            out.n = self.n;
+            out.q_limbs = self.q_limbs;
+            out.p_limbs = self.p_limbs;
+            out.data.clear();
+            out.data.reserve(self.data.len());
+            for (j, (x, y)) in self.data.chunks_exact(n).zip(b.chunks_exact(n)).enumerate() {
+                match ctx.limb_table(ql, j) {
+                    Some(t) => {
+                        let m = t.modulus();
+                        out.data.extend(x.iter().zip(y).map(|(&u, &v)| op(m, u, v)));
+                    }
+                    None => out.data.extend(core::iter::repeat_n(0, n)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `self += other`.
     pub fn add_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
-        self.same_shape(other)?;
-        for (m, a, b) in self.zip_limbs(ctx, other) {
+        self.zip_assign(ctx, other, |m, a, b| {
             a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.add(*x, y));
-        }
-        Ok(())
+        })
     }
 
     /// `self -= other`.
     pub fn sub_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
-        self.same_shape(other)?;
-        for (m, a, b) in self.zip_limbs(ctx, other) {
+        self.zip_assign(ctx, other, |m, a, b| {
             a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.sub(*x, y));
-        }
-        Ok(())
+        })
     }
 
     /// `self = -self`.
     pub fn neg_assign(&mut self, ctx: &RnsContext) {
-        let n = self.n;
-        for (t, a) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(self.data.chunks_exact_mut(n))
-        {
-            let m = t.modulus();
-            a.iter_mut().for_each(|x| *x = m.neg(*x));
-        }
+        let (n, ql) = (self.n, self.q_limbs);
+        crate::par::chunks_mut(&mut self.data, n, |j, a| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let m = t.modulus();
+                a.iter_mut().for_each(|x| *x = m.neg(*x));
+            }
+        });
     }
 
     /// `out = self + other`.
     pub fn add_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
-        self.same_shape(other)?;
-        self.shape_like(out);
-        out.data.copy_from_slice(&self.data);
-        out.add_assign(ctx, other)
+        self.zip_into(ctx, other, out, |m, x, y| m.add(x, y))
     }
 
     /// `out = self - other`.
     pub fn sub_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
-        self.same_shape(other)?;
-        self.shape_like(out);
-        out.data.copy_from_slice(&self.data);
-        out.sub_assign(ctx, other)
+        self.zip_into(ctx, other, out, |m, x, y| m.sub(x, y))
+    }
+
+    /// `out = other - self` (`other` at the same or a higher level, read at `self`'s).
+    pub fn sub_from_into(
+        &self,
+        ctx: &RnsContext,
+        other: &Self,
+        out: &mut Self,
+    ) -> Result<(), Error> {
+        self.zip_into(ctx, other, out, |m, x, y| m.sub(y, x))
     }
 
     /// Multiplies limb `j` by `scalar[j]` (one residue per limb, reduced), e.g. from
@@ -637,16 +804,14 @@ impl<R: Representation> Poly<R> {
                 found: scalar.len(),
             });
         }
-        let n = self.n;
-        for ((t, a), &s) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(self.data.chunks_exact_mut(n))
-            .zip(scalar)
-        {
-            let m = t.modulus();
-            let ss = m.shoup(s);
-            a.iter_mut().for_each(|x| *x = m.mul_shoup(*x, s, ss));
-        }
+        let (n, ql) = (self.n, self.q_limbs);
+        crate::par::chunks_mut(&mut self.data, n, |j, a| {
+            if let (Some(t), Some(&s)) = (ctx.limb_table(ql, j), scalar.get(j)) {
+                let m = t.modulus();
+                let ss = m.shoup(s);
+                a.iter_mut().for_each(|x| *x = m.mul_shoup(*x, s, ss));
+            }
+        });
         Ok(())
     }
 
@@ -684,18 +849,81 @@ impl<R: Representation> Poly<R> {
             });
         }
         let mut p = Poly::<Coeff>::zero(ctx, level, ext);
-        let n = ctx.n;
-        for (t, limb) in ctx.limb_tables(level, ext).zip(p.data.chunks_exact_mut(n)) {
-            let m = t.modulus();
-            limb.iter_mut()
-                .zip(coeffs)
-                .for_each(|(x, &c)| *x = m.reduce_i64(c));
-        }
+        let bound = small_bound(coeffs);
+        crate::par::chunks_mut(&mut p.data, ctx.n, |j, limb| {
+            if let Some(t) = ctx.limb_table(level + 1, j) {
+                reduce_small_into(t.modulus(), coeffs, bound, limb);
+            }
+        });
         Ok(p)
     }
 }
 
+/// The largest `|c|` (computed without branches on the values).
+fn small_bound(coeffs: &[i64]) -> u64 {
+    coeffs.iter().fold(0u64, |a, &c| a.max(c.unsigned_abs()))
+}
+
+/// `limb[i] = coeffs[i] mod q`, given `bound ≥ max |coeffs[i]|`. Below `q` the reduction is one
+/// conditional addition (branch-free); the running time depends only on whether the bound of
+/// the distribution is below `q`.
+fn reduce_small_into(m: &Modulus, coeffs: &[i64], bound: u64, limb: &mut [u64]) {
+    if bound < m.value() {
+        let q = m.value();
+        for (x, &c) in limb.iter_mut().zip(coeffs) {
+            *x = (c as u64).wrapping_add(q & ((c >> 63) as u64));
+        }
+    } else {
+        for (x, &c) in limb.iter_mut().zip(coeffs) {
+            *x = m.reduce_i64(c);
+        }
+    }
+}
+
 impl Poly<Ntt> {
+    /// [`Poly::from_small`] followed by [`Poly::into_ntt`], limb by limb (each limb is
+    /// transformed while it is still in cache).
+    pub fn from_small_ntt(
+        ctx: &RnsContext,
+        level: usize,
+        ext: bool,
+        coeffs: &[i64],
+    ) -> Result<Self, Error> {
+        if coeffs.len() != ctx.n {
+            return Err(Error::LengthMismatch {
+                what: "small polynomial",
+                expected: ctx.n,
+                found: coeffs.len(),
+            });
+        }
+        let mut p = Self::zero(ctx, level, ext);
+        let bound = small_bound(coeffs);
+        crate::par::chunks_mut(&mut p.data, ctx.n, |j, limb| {
+            if let Some(t) = ctx.limb_table(level + 1, j) {
+                reduce_small_into(t.modulus(), coeffs, bound, limb);
+                // Lengths match by construction.
+                let _ = t.forward(limb);
+            }
+        });
+        Ok(p)
+    }
+
+    /// Gives `out` the shape (`level`, not extended), reusing its buffer, and writes limb `j`
+    /// with `fill(j, q_j, limb)` (which must write every entry) followed by the forward NTT,
+    /// limb by limb (in parallel with the `parallel` feature).
+    pub(crate) fn fill_limbs_ntt<F>(ctx: &RnsContext, level: usize, out: &mut Self, fill: F)
+    where
+        F: Fn(usize, &Modulus, &mut [u64]) + Send + Sync,
+    {
+        out.set_shape(ctx, level, false);
+        crate::par::chunks_mut(&mut out.data, ctx.n, |j, limb| {
+            if let Some(t) = ctx.ntt.get(j) {
+                fill(j, t.modulus(), limb);
+                let _ = t.forward(limb);
+            }
+        });
+    }
+
     /// A polynomial with independent uniform residues (uniform mod `Q·P` by the CRT), drawn in
     /// the NTT domain directly (the NTT is a bijection).
     pub fn uniform<G: RngCore + CryptoRng>(
@@ -714,35 +942,105 @@ impl Poly<Ntt> {
 
     /// `self *= other` (pointwise).
     pub fn mul_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
-        self.same_shape(other)?;
-        for (m, a, b) in self.zip_limbs(ctx, other) {
+        self.zip_assign(ctx, other, |m, a, b| {
             a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.mul(*x, y));
-        }
-        Ok(())
+        })
     }
 
     /// `out = self * other` (pointwise).
     pub fn mul_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
-        self.same_shape(other)?;
-        self.shape_like(out);
-        out.data.copy_from_slice(&self.data);
-        out.mul_assign(ctx, other)
+        self.zip_into(ctx, other, out, |m, x, y| m.mul(x, y))
     }
 
     /// `self += a * b` (pointwise multiply-accumulate).
     pub fn mul_add_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
         self.same_shape(a)?;
         self.same_shape(b)?;
-        let n = self.n;
-        for (((t, acc), x), y) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(self.data.chunks_exact_mut(n))
-            .zip(a.data.chunks_exact(n))
-            .zip(b.data.chunks_exact(n))
-        {
-            let m = t.modulus();
-            for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
-                *c = m.add(*c, m.mul(u, v));
+        let (n, ql) = (self.n, self.q_limbs);
+        let (x, y) = (self.aligned(a), self.aligned(b));
+        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let m = t.modulus();
+                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+                    *c = m.mul_add(u, v, *c);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// `self -= a * b` (pointwise), in one pass.
+    pub fn mul_sub_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
+        self.same_shape(a)?;
+        self.same_shape(b)?;
+        let (n, ql) = (self.n, self.q_limbs);
+        let (x, y) = (self.aligned(a), self.aligned(b));
+        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let m = t.modulus();
+                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
+                    *c = m.sub(*c, m.mul(u, v));
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// `out = self + a ⊙ b` in one pass, where `b` holds at least as many limbs as `self`
+    /// (e.g. the secret key's limbs, read at `self`'s level without copying them). `a` must be
+    /// shaped like `self` or a higher-level operand (see [`Poly::same_shape`]).
+    pub fn mul_add_limbs_into(
+        &self,
+        ctx: &RnsContext,
+        a: &Self,
+        b: &[u64],
+        out: &mut Self,
+    ) -> Result<(), Error> {
+        self.same_shape(a)?;
+        let len = self.data.len();
+        let b = b.get(..len).ok_or(Error::LengthMismatch {
+            what: "polynomial limbs",
+            expected: len,
+            found: b.len(),
+        })?;
+        let x = self.aligned(a);
+        let (n, ql) = (self.n, self.q_limbs);
+        if crate::par::threads() > 1 {
+            self.shape_like(out);
+            crate::par::chunks_mut_zip2(&mut out.data, &self.data, x, n, |j, o, c, u| {
+                let (Some(t), Some(v)) = (ctx.limb_table(ql, j), b.get(j * n..(j + 1) * n)) else {
+                    return;
+                };
+                let m = t.modulus();
+                for (((z, &c), &u), &v) in o.iter_mut().zip(c).zip(u).zip(v) {
+                    *z = m.mul_add(u, v, c);
+                }
+            });
+        } else {
+            out.n = n;
+            out.q_limbs = self.q_limbs;
+            out.p_limbs = self.p_limbs;
+            out.data.clear();
+            out.data.reserve(len);
+            for (j, ((c, u), v)) in self
+                .data
+                .chunks_exact(n)
+                .zip(x.chunks_exact(n))
+                .zip(b.chunks_exact(n))
+                .enumerate()
+            {
+                match ctx.limb_table(ql, j) {
+                    Some(t) => {
+                        let m = t.modulus();
+                        out.data.extend(
+                            c.iter()
+                                .zip(u)
+                                .zip(v)
+                                .map(|((&c, &u), &v)| m.mul_add(u, v, c)),
+                        );
+                    }
+                    None => out.data.extend(core::iter::repeat_n(0, n)),
+                }
             }
         }
         Ok(())
@@ -759,25 +1057,23 @@ impl Poly<Ntt> {
             });
         }
         self.shape_like(out);
-        let n = self.n;
-        for (src, dst) in self.data.chunks_exact(n).zip(out.data.chunks_exact_mut(n)) {
+        crate::par::chunks_mut_zip(&mut out.data, &self.data, self.n, |_, dst, src| {
             for (d, &j) in dst.iter_mut().zip(perm) {
                 *d = src.get(j as usize).copied().unwrap_or(0);
             }
-        }
+        });
         Ok(())
     }
 
     /// Converts to the coefficient representation in place (no allocation).
     pub fn into_coeff(mut self, ctx: &RnsContext) -> Poly<Coeff> {
-        let n = self.n;
-        for (t, limb) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(self.data.chunks_exact_mut(n))
-        {
-            // Lengths match by construction.
-            let _ = t.inverse(limb);
-        }
+        let (n, ql) = (self.n, self.q_limbs);
+        crate::par::chunks_mut(&mut self.data, n, |j, limb| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                // Lengths match by construction.
+                let _ = t.inverse(limb);
+            }
+        });
         Poly {
             n,
             q_limbs: self.q_limbs,
@@ -790,19 +1086,17 @@ impl Poly<Ntt> {
     /// `out = INTT(self)`, without allocating when `out` has the capacity.
     pub fn to_coeff_into(&self, ctx: &RnsContext, out: &mut Poly<Coeff>) {
         self.shape_like(out);
-        out.data.copy_from_slice(&self.data);
-        let n = self.n;
-        for (t, limb) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(out.data.chunks_exact_mut(n))
-        {
-            let _ = t.inverse(limb);
-        }
+        let ql = self.q_limbs;
+        crate::par::chunks_mut_zip(&mut out.data, &self.data, self.n, |j, o, x| {
+            o.copy_from_slice(x);
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let _ = t.inverse(o);
+            }
+        });
     }
 
-    /// Divides by the last Q prime with rounding (CKKS rescale): level `l` → `l − 1`.
-    /// `scratch` needs [`RnsContext::rescale_scratch_len`] words. Never allocates.
-    pub fn rescale_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
+    /// Checks that `self` can be rescaled; returns its level `l ≥ 1`.
+    fn rescale_check(&self, scratch: &[u64], need: usize) -> Result<usize, Error> {
         let l = self.level();
         if l == 0 {
             return Err(Error::LevelTooLow { have: 0, need: 1 });
@@ -814,38 +1108,41 @@ impl Poly<Ntt> {
                 found: self.p_limbs,
             });
         }
+        if scratch.len() < need {
+            return Err(Error::LengthMismatch {
+                what: "rescale scratch",
+                expected: need,
+                found: scratch.len(),
+            });
+        }
+        Ok(l)
+    }
+
+    /// Divides by the last Q prime with rounding (CKKS rescale): level `l` → `l − 1`.
+    /// `scratch` needs [`RnsContext::rescale_scratch_len`] words (`N` suffice, one limb after
+    /// the other). Never allocates.
+    pub fn rescale_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
         let n = self.n;
-        let have = scratch.len();
-        let tmp = scratch.get_mut(..n).ok_or(Error::LengthMismatch {
-            what: "rescale scratch",
-            expected: n,
-            found: have,
-        })?;
+        let l = self.rescale_check(scratch, n)?;
         let (head, last) = self.data.split_at_mut(l * n);
-        let tl = ctx.ntt.get(l).ok_or(Error::LevelTooLow {
-            have: ctx.max_level(),
-            need: l,
-        })?;
-        tl.inverse(last)?;
-        let ql = *tl.modulus();
-        let invs = ctx.rescale_inv.iter().skip(l * (l - 1) / 2).take(l);
-        for ((t, limb), &(inv, inv_s)) in ctx.ntt.iter().zip(head.chunks_exact_mut(n)).zip(invs) {
-            let m = t.modulus();
-            let qi = m.value();
-            if ql.value() < 2 * qi {
-                // |centred| < q_l/2 < q_i: add q_i to negatives, branch-free.
-                for (d, &s) in tmp.iter_mut().zip(last.iter()) {
-                    let x = ql.center(s);
-                    *d = (x as u64).wrapping_add(qi & ((x >> 63) as u64));
-                }
-            } else {
-                for (d, &s) in tmp.iter_mut().zip(last.iter()) {
-                    *d = m.reduce_i64(ql.center(s));
+        let r = Rescaler::new(ctx, l, last)?;
+        let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
+            if let Some((m, inv, inv_s)) = r.limb(i, tmp) {
+                for (a, &t) in limb.iter_mut().zip(tmp.iter()) {
+                    *a = m.mul_shoup(m.sub(*a, t), inv, inv_s);
                 }
             }
-            t.forward(tmp)?;
-            for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
-                *a = m.mul_shoup(m.sub(*a, r), inv, inv_s);
+        };
+        match scratch.get_mut(..l * n) {
+            // One buffer per limb: the limbs are independent.
+            Some(bufs) if crate::par::threads() > 1 => {
+                crate::par::chunks_mut_pair(head, bufs, n, limb_op);
+            }
+            _ => {
+                let tmp = scratch.get_mut(..n).unwrap_or_default();
+                for (i, limb) in head.chunks_exact_mut(n).enumerate() {
+                    limb_op(i, limb, tmp);
+                }
             }
         }
         self.data.truncate(l * n);
@@ -853,8 +1150,60 @@ impl Poly<Ntt> {
         Ok(())
     }
 
+    /// `out = self` rescaled (see [`Poly::rescale_assign`]), written in one pass; `self` is left
+    /// unchanged. `scratch` needs [`RnsContext::rescale_scratch_len`] words (`2N` suffice).
+    pub fn rescale_into(
+        &self,
+        ctx: &RnsContext,
+        out: &mut Self,
+        scratch: &mut [u64],
+    ) -> Result<(), Error> {
+        let n = self.n;
+        let l = self.rescale_check(scratch, 2 * n)?;
+        let (last, bufs) = scratch.split_at_mut(n);
+        let (head, top) = self.data.split_at(l * n);
+        last.copy_from_slice(top.get(..n).unwrap_or_default());
+        let r = Rescaler::new(ctx, l, last)?;
+        out.n = n;
+        out.q_limbs = l;
+        out.p_limbs = 0;
+        match bufs.get_mut(..l * n) {
+            Some(bufs) if crate::par::threads() > 1 => {
+                out.data.resize(l * n, 0);
+                crate::par::chunks_mut_pair(&mut out.data, bufs, n, |i, o, tmp| {
+                    let (Some((m, inv, inv_s)), Some(a)) =
+                        (r.limb(i, tmp), head.get(i * n..(i + 1) * n))
+                    else {
+                        return;
+                    };
+                    for ((z, &x), &t) in o.iter_mut().zip(a).zip(tmp.iter()) {
+                        *z = m.mul_shoup(m.sub(x, t), inv, inv_s);
+                    }
+                });
+            }
+            _ => {
+                let tmp = bufs.get_mut(..n).unwrap_or_default();
+                out.data.clear();
+                out.data.reserve(l * n);
+                for (i, a) in head.chunks_exact(n).enumerate() {
+                    match r.limb(i, tmp) {
+                        Some((m, inv, inv_s)) => out.data.extend(
+                            a.iter()
+                                .zip(tmp.iter())
+                                .map(|(&x, &t)| m.mul_shoup(m.sub(x, t), inv, inv_s)),
+                        ),
+                        None => out.data.extend(core::iter::repeat_n(0, n)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Divides a P-extended polynomial by P with rounding and drops the P limbs (the last step
-    /// of hybrid key switching). `scratch` needs [`RnsContext::mod_down_scratch_len`] words.
+    /// of hybrid key switching). `scratch` needs [`RnsContext::mod_down_scratch_len`] words
+    /// (at least `(k + 2)·N` for `k` special primes; with one buffer per Q limb the limbs are
+    /// processed independently, in parallel with the `parallel` feature).
     pub fn mod_down_assign(&mut self, ctx: &RnsContext, scratch: &mut [u64]) -> Result<(), Error> {
         if !self.is_extended() {
             return Err(Error::MissingSpecialPrimes);
@@ -862,7 +1211,7 @@ impl Poly<Ntt> {
         let conv = ctx.p_to_q.as_ref().ok_or(Error::MissingSpecialPrimes)?;
         let n = self.n;
         let k = self.p_limbs;
-        let need = ctx.mod_down_scratch_len();
+        let need = (k + 2) * n;
         if scratch.len() < need {
             return Err(Error::LengthMismatch {
                 what: "mod-down scratch",
@@ -870,31 +1219,37 @@ impl Poly<Ntt> {
                 found: scratch.len(),
             });
         }
-        let (tmp, conv_scratch) = scratch.split_at_mut(n);
+        let (z, bufs) = scratch.split_at_mut((k + 1) * n);
         let q_len = self.q_limbs;
         let (qpart, ppart) = self.data.split_at_mut(q_len * n);
-        for (t, limb) in ctx
-            .ntt
-            .iter()
-            .skip(ctx.q.len())
-            .zip(ppart.chunks_exact_mut(n))
-        {
-            t.inverse(limb)?;
-        }
-        let z = conv_scratch.get_mut(..(k + 1) * n).unwrap_or_default();
+        let p_tables = ctx.ntt.get(ctx.q.len()..).unwrap_or_default();
+        crate::par::chunks_mut(ppart, n, |j, limb| {
+            if let Some(t) = p_tables.get(j) {
+                let _ = t.inverse(limb);
+            }
+        });
         conv.prepare(ppart, z, n);
-        for (i, ((t, limb), &(inv, inv_s))) in ctx
-            .ntt
-            .iter()
-            .zip(qpart.chunks_exact_mut(n))
-            .zip(&ctx.p_inv_mod_q)
-            .enumerate()
-        {
+        let z: &[u64] = z;
+        let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
+            let (Some(t), Some(&(inv, inv_s))) = (ctx.ntt.get(i), ctx.p_inv_mod_q.get(i)) else {
+                return;
+            };
             conv.row(z, i, tmp, n);
-            t.forward(tmp)?;
+            let _ = t.forward(tmp);
             let m = t.modulus();
             for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
                 *a = m.mul_shoup(m.sub(*a, r), inv, inv_s);
+            }
+        };
+        match bufs.get_mut(..q_len * n) {
+            Some(bufs) if crate::par::threads() > 1 => {
+                crate::par::chunks_mut_pair(qpart, bufs, n, limb_op);
+            }
+            _ => {
+                let tmp = bufs.get_mut(..n).unwrap_or_default();
+                for (i, limb) in qpart.chunks_exact_mut(n).enumerate() {
+                    limb_op(i, limb, tmp);
+                }
             }
         }
         self.data.truncate(q_len * n);
@@ -906,13 +1261,13 @@ impl Poly<Ntt> {
 impl Poly<Coeff> {
     /// Converts to the NTT representation in place (no allocation).
     pub fn into_ntt(mut self, ctx: &RnsContext) -> Poly<Ntt> {
-        let n = self.n;
-        for (t, limb) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(self.data.chunks_exact_mut(n))
-        {
-            let _ = t.forward(limb);
-        }
+        let (n, ql) = (self.n, self.q_limbs);
+        crate::par::chunks_mut(&mut self.data, n, |j, limb| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                // Lengths match by construction.
+                let _ = t.forward(limb);
+            }
+        });
         Poly {
             n,
             q_limbs: self.q_limbs,
@@ -925,14 +1280,13 @@ impl Poly<Coeff> {
     /// `out = NTT(self)`, without allocating when `out` has the capacity.
     pub fn to_ntt_into(&self, ctx: &RnsContext, out: &mut Poly<Ntt>) {
         self.shape_like(out);
-        out.data.copy_from_slice(&self.data);
-        let n = self.n;
-        for (t, limb) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(out.data.chunks_exact_mut(n))
-        {
-            let _ = t.forward(limb);
-        }
+        let ql = self.q_limbs;
+        crate::par::chunks_mut_zip(&mut out.data, &self.data, self.n, |j, o, x| {
+            o.copy_from_slice(x);
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let _ = t.forward(o);
+            }
+        });
     }
 
     /// `out = σ_k(self)` for `X → X^k` (`k` odd) in the coefficient domain:
@@ -940,12 +1294,12 @@ impl Poly<Coeff> {
     pub fn automorphism_into(&self, ctx: &RnsContext, k: usize, out: &mut Self) {
         self.shape_like(out);
         let n = self.n;
+        let ql = self.q_limbs;
         let mask = 2 * n - 1;
-        for ((t, src), dst) in ctx
-            .limb_tables(self.level(), self.is_extended())
-            .zip(self.data.chunks_exact(n))
-            .zip(out.data.chunks_exact_mut(n))
-        {
+        crate::par::chunks_mut_zip(&mut out.data, &self.data, n, |j, dst, src| {
+            let Some(t) = ctx.limb_table(ql, j) else {
+                return;
+            };
             let m = t.modulus();
             for (i, &c) in src.iter().enumerate() {
                 let e = (i * k) & mask;
@@ -954,7 +1308,7 @@ impl Poly<Coeff> {
                     *d = v;
                 }
             }
-        }
+        });
     }
 
     /// Extends a polynomial over Q_level by the P limbs (exact centred base conversion); the
@@ -978,6 +1332,50 @@ impl Poly<Coeff> {
         conv.convert(src, dst, n, scratch);
         self.p_limbs = k;
         Ok(())
+    }
+
+    /// `out[k]` = the centred value of coefficient `start + k·gap` as f64, exactly as
+    /// [`Poly::coeff_f64`] gives it (indices past `N` give 0).
+    ///
+    /// Fast path: a coefficient whose centred value `x` satisfies `|x| < q_0/2` is `[y_0]_{q_0}`
+    /// centred, which is confirmed by `x ≡ y_j (mod q_j)` on every other limb (its balanced
+    /// mixed-radix digits above the first are then zero, so the f64 is the same). Only the
+    /// coefficients that fail the check go through the full reconstruction; the running time
+    /// therefore depends on how many coefficients exceed `q_0/2` in magnitude (a matter of the
+    /// scale and size of the message) and on nothing else about the values.
+    pub fn coeffs_f64_into(&self, ctx: &RnsContext, start: usize, gap: usize, out: &mut [f64]) {
+        const BLOCK: usize = 256;
+        let n = self.n;
+        let (Some(q0), Some(limb0)) = (ctx.q.first(), self.data.get(..n)) else {
+            out.fill(0.0);
+            return;
+        };
+        let upper = self.data.get(n..self.q_limbs * n).unwrap_or_default();
+        let index = |k: usize| start.saturating_add(k.saturating_mul(gap));
+        for (b, o) in out.chunks_mut(BLOCK).enumerate() {
+            let k0 = b * BLOCK;
+            let mut x = [0i64; BLOCK];
+            let mut ok = [true; BLOCK];
+            for (k, xi) in x.iter_mut().enumerate().take(o.len()) {
+                *xi = q0.center(limb0.get(index(k0 + k)).copied().unwrap_or(0));
+            }
+            for (limb, m) in upper.chunks_exact(n).zip(ctx.q.iter().skip(1)) {
+                for (k, (xi, f)) in x.iter().zip(ok.iter_mut()).enumerate().take(o.len()) {
+                    let y = limb.get(index(k0 + k)).copied().unwrap_or(0);
+                    *f &= m.reduce_i64(*xi) == y;
+                }
+            }
+            for (k, ((v, &xi), &f)) in o.iter_mut().zip(&x).zip(&ok).enumerate() {
+                let i = index(k0 + k);
+                *v = if i >= n {
+                    0.0
+                } else if f {
+                    xi as f64
+                } else {
+                    self.coeff_f64(ctx, i)
+                };
+            }
+        }
     }
 
     /// The centred value of coefficient `i` as f64, reconstructed exactly (Garner's mixed-radix

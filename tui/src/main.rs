@@ -4,6 +4,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod extract;
+mod bench;
+mod malloc;
 mod selftest;
 
 /// Privacy-preserving fine-tuning of a classifier head on CKKS-encrypted DEiT features.
@@ -23,13 +25,17 @@ enum Command {
     /// on every named parameter preset (both parties can run it).
     Selftest(selftest::Args),
     Extract(Box<extract::Args>),
+    /// Speed benchmarks with the keys and timing rules of ../shared/bench (OpenFHE comparison).
+    Bench(bench::Args),
 }
 
 fn main() -> Result<()> {
+    malloc::configure();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Selftest(args)) => selftest::run(&args),
         Some(Command::Extract(args)) => extract::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
         None => selftest::run(&selftest::Args::default()),
     }
 }

@@ -132,25 +132,59 @@ impl Encoder {
         let log_limit = log_q - 2.0;
         let n = ctx.n();
         let half = n / 2;
-        let mut coeffs: Poly<Coeff> =
-            core::mem::replace(out, Poly::empty()).into_zeroed(ctx, level, false);
+        let gap = self.gap;
         let limit = libm::exp2(log_limit);
         let log_scale = libm::log2(scale);
-        let data = coeffs.data_mut();
-        for (i, c) in v.iter().enumerate() {
-            for (idx, x) in [(i * self.gap, c.re), (half + i * self.gap, c.im)] {
-                let r = Rounded::new(x * scale, limit).ok_or(Error::EncodingOverflow {
-                    value: x,
-                    log_scale,
-                })?;
-                for (limb, m) in data.chunks_exact_mut(n).zip(ctx.q()) {
-                    if let Some(d) = limb.get_mut(idx) {
-                        *d = r.reduce(m);
+        // Round in place (the rounded values are integers, exact in f64) and bound them.
+        let mut bound = 0u64;
+        let mut wide = false;
+        for c in v.iter_mut() {
+            for x in [&mut c.re, &mut c.im] {
+                let r = libm::round(*x * scale);
+                if !r.is_finite() || libm::fabs(r) >= limit {
+                    return Err(Error::EncodingOverflow {
+                        value: *x,
+                        log_scale,
+                    });
+                }
+                if libm::fabs(r) < SMALL_LIMIT {
+                    bound = bound.max((r as i64).unsigned_abs());
+                } else {
+                    wide = true;
+                }
+                *x = r;
+            }
+        }
+        let v: &[Complex] = v;
+        // Each limb from the rounded coefficients, then its NTT, limb by limb.
+        let reduce = |m: &crate::math::Modulus, r: f64| -> u64 {
+            if wide {
+                Rounded::new(r, limit).map_or(0, |w| w.reduce(m))
+            } else if bound < m.value() {
+                let x = r as i64;
+                (x as u64).wrapping_add(m.value() & ((x >> 63) as u64))
+            } else {
+                m.reduce_i64(r as i64)
+            }
+        };
+        Poly::fill_limbs_ntt(ctx, level, out, |_, m, limb| {
+            if gap == 1 {
+                let (lo, hi) = limb.split_at_mut(half.min(limb.len()));
+                for ((a, b), c) in lo.iter_mut().zip(hi.iter_mut()).zip(v) {
+                    *a = reduce(m, c.re);
+                    *b = reduce(m, c.im);
+                }
+            } else {
+                limb.fill(0);
+                for (i, c) in v.iter().enumerate() {
+                    for (idx, x) in [(i * gap, c.re), (half + i * gap, c.im)] {
+                        if let Some(d) = limb.get_mut(idx) {
+                            *d = reduce(m, x);
+                        }
                     }
                 }
             }
-        }
-        *out = coeffs.into_ntt(ctx);
+        });
         Ok(())
     }
 
@@ -200,18 +234,29 @@ impl Encoder {
         }
         let ctx = self.params.ctx();
         let half = ctx.n() / 2;
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = Complex::new(
-                poly.coeff_f64(ctx, i * self.gap) / scale,
-                poly.coeff_f64(ctx, half + i * self.gap) / scale,
-            );
-        }
+        let gap = self.gap;
+        // Independent blocks of slots (in parallel with the `parallel` feature).
+        const BLOCK: usize = 256;
+        crate::par::chunks_mut(out, BLOCK, |b, o| {
+            let (mut re, mut im) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+            let len = o.len();
+            let (Some(re), Some(im)) = (re.get_mut(..len), im.get_mut(..len)) else {
+                return;
+            };
+            let first = b * BLOCK * gap;
+            poly.coeffs_f64_into(ctx, first, gap, re);
+            poly.coeffs_f64_into(ctx, half + first, gap, im);
+            for ((c, &x), &y) in o.iter_mut().zip(re.iter()).zip(im.iter()) {
+                *c = Complex::new(x / scale, y / scale);
+            }
+        });
         self.fft.coeffs_to_slots(out)
     }
 
     /// Decodes a plaintext to complex slots.
     pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex>, Error> {
-        let coeff = pt.poly.clone().into_coeff(self.params.ctx());
+        let mut coeff = Poly::empty();
+        pt.poly.to_coeff_into(self.params.ctx(), &mut coeff);
         let mut out = alloc::vec![Complex::ZERO; self.slots()];
         self.decode_coeff_into(&coeff, pt.scale, &mut out)?;
         Ok(out)

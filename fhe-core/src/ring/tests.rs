@@ -120,16 +120,13 @@ fn arithmetic_matches_per_limb_reference() {
             assert_eq!(m7.data()[j * n + 5], mod_u64(&(BigInt::from(x) * -7), q));
         }
     }
-    // A right operand at a higher level is read at the lower level; a lower one, or a P-extended
-    // one of another shape, is an error.
+    // Shape mismatches are errors; a right operand at a higher level is read at the lower one.
     let mut a = Poly::<Ntt>::zero(&ctx, 3, false);
     let mut b = Poly::<Ntt>::zero(&ctx, 2, false);
     assert!(b.add_assign(&ctx, &a).is_ok());
     assert!(a.add_assign(&ctx, &b).is_err());
-    assert!(
-        a.add_assign(&ctx, &Poly::<Ntt>::zero(&ctx, 3, true))
-            .is_err()
-    );
+    let ae = Poly::<Ntt>::zero(&ctx, 3, true);
+    assert!(a.add_assign(&ctx, &ae).is_err());
     assert!(b.mul_scalar_assign(&ctx, &[1, 2]).is_err());
 }
 
@@ -188,6 +185,46 @@ fn coeff_f64_matches_big_integer_crt() {
     let p = Poly::<Coeff>::from_small(&ctx, 4, false, &vals).unwrap();
     for (i, &v) in vals.iter().enumerate() {
         assert_eq!(p.coeff_f64(&ctx, i), v as f64);
+    }
+}
+
+#[test]
+fn coeffs_f64_into_matches_coeff_f64_on_both_paths() {
+    let ctx = ctx();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let n = ctx.n();
+    let q0 = ctx.q()[0].value() as i64;
+    // Small (fast path), around ±q_0/2 (both sides of the threshold) and uniform (full
+    // reconstruction), mixed in one polynomial.
+    let mut vals: Vec<i64> = (0..n as i64).map(|i| (i - 512) * 1_000_003).collect();
+    for (k, v) in vals.iter_mut().enumerate().skip(100).take(50) {
+        *v = q0 / 2 - 25 + k as i64 - 100;
+        if k % 2 == 0 {
+            *v = -*v;
+        }
+    }
+    for level in 0..=ctx.max_level() {
+        let mut p = Poly::<Coeff>::from_small(&ctx, level, false, &vals).unwrap();
+        let u = Poly::<Ntt>::uniform(&ctx, level, false, &mut rng).into_coeff(&ctx);
+        // Every 7th coefficient uniform modulo Q.
+        for j in 0..=level {
+            for i in (0..n).step_by(7) {
+                p.data_mut()[j * n + i] = u.data()[j * n + i];
+            }
+        }
+        for (start, gap, len) in [(0, 1, n), (3, 2, n / 2 - 2), (n / 2, 4, n / 8), (5, 1, 37)] {
+            let mut got = vec![f64::NAN; len];
+            p.coeffs_f64_into(&ctx, start, gap, &mut got);
+            for (k, g) in got.iter().enumerate() {
+                let want = p.coeff_f64(&ctx, start + k * gap);
+                assert_eq!(
+                    g.to_bits(),
+                    want.to_bits(),
+                    "level {level} index {}",
+                    start + k * gap
+                );
+            }
+        }
     }
 }
 
