@@ -24,11 +24,22 @@ use fhe_core::ring::{Ntt, Poly};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+/// `BLINDTUNER_BENCH_QUICK=1` (CI): every group, but only the small ring dimensions, so that
+/// no N = 2^16 keys are generated.
+fn quick() -> bool {
+    std::env::var_os("BLINDTUNER_BENCH_QUICK").is_some()
+}
+
 fn ntt(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     for (group, own) in [("ntt", false), ("ntt_own", true)] {
         let mut g = c.benchmark_group(group);
-        for log_n in [13u32, 14, 15, 16] {
+        let sizes: &[u32] = if quick() {
+            &[13, 14]
+        } else {
+            &[13, 14, 15, 16]
+        };
+        for &log_n in sizes {
             for bits in [50u32, 60] {
                 let q = generate_primes_vt(bits, 1, 2 << log_n, &[]).unwrap()[0];
                 let m = Modulus::new(q).unwrap();
@@ -52,10 +63,12 @@ fn ntt(c: &mut Criterion) {
 }
 
 fn ring_params() -> Vec<Params> {
-    [presets::n13(), presets::n16_openfhe()]
-        .into_iter()
-        .map(|l| l.validate().unwrap())
-        .collect()
+    let lits = if quick() {
+        vec![presets::n13()]
+    } else {
+        vec![presets::n13(), presets::n16_openfhe()]
+    };
+    lits.into_iter().map(|l| l.validate().unwrap()).collect()
 }
 
 fn rescale_and_basis_ext(c: &mut Criterion) {
@@ -119,10 +132,12 @@ fn encode(c: &mut Criterion) {
 
 /// The OpenFHE comparison points at logN 14 and 16 (top level, dnum 3).
 fn scheme_params() -> Vec<Params> {
-    [presets::n14(), presets::n16_openfhe()]
-        .into_iter()
-        .map(|l| l.validate().unwrap())
-        .collect()
+    let lits = if quick() {
+        vec![presets::n14()]
+    } else {
+        vec![presets::n14(), presets::n16_openfhe()]
+    };
+    lits.into_iter().map(|l| l.validate().unwrap()).collect()
 }
 
 fn mul_relin_and_rotate(c: &mut Criterion) {

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-mod extract;
 mod bench;
+mod extract;
 mod malloc;
 mod selftest;
 
