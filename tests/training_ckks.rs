@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::split;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Encoder, Precision};
@@ -15,7 +18,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror};
 use trainer_core::ckks::{CkksBackend, Refresher};
-use trainer_core::data::{Dataset, Standardizer};
+use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
@@ -41,18 +44,6 @@ impl Refresher for LocalHospital {
         // Cloud side.
         unmask(&self.params, fresh, &m)
     }
-}
-
-fn split(f: &extractor::features::Features, name: &str) -> Dataset {
-    let s = f.splits.iter().find(|s| s.name == name).expect("split");
-    let x: Vec<f64> = s.values.to_f32().into_iter().map(f64::from).collect();
-    Dataset::new(
-        f.dim,
-        f.class_names.len(),
-        x,
-        s.labels.iter().map(|&l| l as usize).collect(),
-    )
-    .expect("dataset")
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! fixtures (same batches, same schedule): test accuracy within 1 point; and the mirror's
 //! operation counts per step equal the predicted formulas.
 
+mod common;
+
+use common::split;
 use extractor::fixtures::{Dataset as Fx, load};
 use trainer_core::backend::{Backend, Mirror};
 use trainer_core::data::{Dataset, Standardizer};
@@ -13,18 +16,6 @@ use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, TrainConfig, Trainer, predicted_step_ops};
 
 const SLOTS: usize = 1 << 15;
-
-fn split(f: &extractor::features::Features, name: &str) -> Dataset {
-    let s = f.splits.iter().find(|s| s.name == name).expect("split");
-    let x: Vec<f64> = s.values.to_f32().into_iter().map(f64::from).collect();
-    Dataset::new(
-        f.dim,
-        f.class_names.len(),
-        x,
-        s.labels.iter().map(|&l| l as usize).collect(),
-    )
-    .expect("dataset")
-}
 
 /// Deterministic shuffled mini-batches per epoch.
 fn epochs(n: usize, batch: usize, count: u64) -> Vec<Vec<Vec<usize>>> {

@@ -1,0 +1,16 @@
+//! Helpers shared by the cross-crate tests.
+
+use trainer_core::data::Dataset;
+
+/// The split `name` of a features file as a trainer dataset.
+pub fn split(f: &extractor::features::Features, name: &str) -> Dataset {
+    let s = f.splits.iter().find(|s| s.name == name).expect("split");
+    let x: Vec<f64> = s.values.to_f32().into_iter().map(f64::from).collect();
+    Dataset::new(
+        f.dim,
+        f.class_names.len(),
+        x,
+        s.labels.iter().map(|&l| l as usize).collect(),
+    )
+    .expect("dataset")
+}
