@@ -54,6 +54,7 @@ mod par;
 pub mod params;
 pub mod ring;
 pub mod sampling;
+mod simd;
 pub mod wire;
 
 pub use error::Error;

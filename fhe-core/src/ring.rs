@@ -20,6 +20,7 @@ use rand_core::{CryptoRng, RngCore};
 use crate::Error;
 use crate::math::Modulus;
 use crate::ntt::{NttTable, automorphism_permutation};
+use crate::simd::Op;
 
 mod sealed {
     pub trait Sealed {}
@@ -940,50 +941,61 @@ impl Poly<Ntt> {
         p
     }
 
+    /// `self_j = op(self_j, a_j, b_j)` limb by limb with a [`crate::simd`] kernel.
+    fn apply_assign(
+        &mut self,
+        ctx: &RnsContext,
+        op: Op,
+        a: &Self,
+        b: Option<&Self>,
+    ) -> Result<(), Error> {
+        self.same_shape(a)?;
+        if let Some(b) = b {
+            self.same_shape(b)?;
+        }
+        let (n, ql) = (self.n, self.q_limbs);
+        let x = self.aligned(a);
+        let y = b.map_or(&[][..], |b| self.aligned(b));
+        crate::par::chunks_mut(&mut self.data, n, |j, acc| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let r = j * n..(j + 1) * n;
+                let (xa, yb) = (
+                    x.get(r.clone()).unwrap_or_default(),
+                    y.get(r).unwrap_or_default(),
+                );
+                crate::simd::apply(op, t.modulus(), acc, xa, yb, &[]);
+            }
+        });
+        Ok(())
+    }
+
     /// `self *= other` (pointwise).
     pub fn mul_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
-        self.zip_assign(ctx, other, |m, a, b| {
-            a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.mul(*x, y));
-        })
+        self.apply_assign(ctx, Op::AccMul, other, None)
     }
 
     /// `out = self * other` (pointwise).
     pub fn mul_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
-        self.zip_into(ctx, other, out, |m, x, y| m.mul(x, y))
+        self.same_shape(other)?;
+        self.shape_like(out);
+        let (n, ql) = (self.n, self.q_limbs);
+        let b = self.aligned(other);
+        crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, n, |j, o, x, y| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                crate::simd::apply(Op::Mul, t.modulus(), o, x, y, &[]);
+            }
+        });
+        Ok(())
     }
 
     /// `self += a * b` (pointwise multiply-accumulate).
     pub fn mul_add_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
-        self.same_shape(a)?;
-        self.same_shape(b)?;
-        let (n, ql) = (self.n, self.q_limbs);
-        let (x, y) = (self.aligned(a), self.aligned(b));
-        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
-            if let Some(t) = ctx.limb_table(ql, j) {
-                let m = t.modulus();
-                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
-                    *c = m.mul_add(u, v, *c);
-                }
-            }
-        });
-        Ok(())
+        self.apply_assign(ctx, Op::AccMulAdd, a, Some(b))
     }
 
     /// `self -= a * b` (pointwise), in one pass.
     pub fn mul_sub_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
-        self.same_shape(a)?;
-        self.same_shape(b)?;
-        let (n, ql) = (self.n, self.q_limbs);
-        let (x, y) = (self.aligned(a), self.aligned(b));
-        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
-            if let Some(t) = ctx.limb_table(ql, j) {
-                let m = t.modulus();
-                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
-                    *c = m.sub(*c, m.mul(u, v));
-                }
-            }
-        });
-        Ok(())
+        self.apply_assign(ctx, Op::AccMulSub, a, Some(b))
     }
 
     /// `out = self + a ⊙ b` in one pass, where `b` holds at least as many limbs as `self`
@@ -1005,44 +1017,13 @@ impl Poly<Ntt> {
         })?;
         let x = self.aligned(a);
         let (n, ql) = (self.n, self.q_limbs);
-        if crate::par::threads() > 1 {
-            self.shape_like(out);
-            crate::par::chunks_mut_zip2(&mut out.data, &self.data, x, n, |j, o, c, u| {
-                let (Some(t), Some(v)) = (ctx.limb_table(ql, j), b.get(j * n..(j + 1) * n)) else {
-                    return;
-                };
-                let m = t.modulus();
-                for (((z, &c), &u), &v) in o.iter_mut().zip(c).zip(u).zip(v) {
-                    *z = m.mul_add(u, v, c);
-                }
-            });
-        } else {
-            out.n = n;
-            out.q_limbs = self.q_limbs;
-            out.p_limbs = self.p_limbs;
-            out.data.clear();
-            out.data.reserve(len);
-            for (j, ((c, u), v)) in self
-                .data
-                .chunks_exact(n)
-                .zip(x.chunks_exact(n))
-                .zip(b.chunks_exact(n))
-                .enumerate()
-            {
-                match ctx.limb_table(ql, j) {
-                    Some(t) => {
-                        let m = t.modulus();
-                        out.data.extend(
-                            c.iter()
-                                .zip(u)
-                                .zip(v)
-                                .map(|((&c, &u), &v)| m.mul_add(u, v, c)),
-                        );
-                    }
-                    None => out.data.extend(core::iter::repeat_n(0, n)),
-                }
-            }
-        }
+        self.shape_like(out);
+        crate::par::chunks_mut_zip2(&mut out.data, &self.data, x, n, |j, o, c, u| {
+            let (Some(t), Some(v)) = (ctx.limb_table(ql, j), b.get(j * n..(j + 1) * n)) else {
+                return;
+            };
+            crate::simd::apply(Op::MulAdd, t.modulus(), o, u, v, c);
+        });
         Ok(())
     }
 
@@ -1128,9 +1109,7 @@ impl Poly<Ntt> {
         let r = Rescaler::new(ctx, l, last)?;
         let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
             if let Some((m, inv, inv_s)) = r.limb(i, tmp) {
-                for (a, &t) in limb.iter_mut().zip(tmp.iter()) {
-                    *a = m.mul_shoup(m.sub(*a, t), inv, inv_s);
-                }
+                crate::simd::apply(Op::AccSubMulConst(inv, inv_s), &m, limb, tmp, &[], &[]);
             }
         };
         match scratch.get_mut(..l * n) {
@@ -1176,9 +1155,7 @@ impl Poly<Ntt> {
                     else {
                         return;
                     };
-                    for ((z, &x), &t) in o.iter_mut().zip(a).zip(tmp.iter()) {
-                        *z = m.mul_shoup(m.sub(x, t), inv, inv_s);
-                    }
+                    crate::simd::apply(Op::SubMulConst(inv, inv_s), &m, o, a, tmp, &[]);
                 });
             }
             _ => {
@@ -1236,10 +1213,14 @@ impl Poly<Ntt> {
             };
             conv.row(z, i, tmp, n);
             let _ = t.forward(tmp);
-            let m = t.modulus();
-            for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
-                *a = m.mul_shoup(m.sub(*a, r), inv, inv_s);
-            }
+            crate::simd::apply(
+                Op::AccSubMulConst(inv, inv_s),
+                t.modulus(),
+                limb,
+                tmp,
+                &[],
+                &[],
+            );
         };
         match bufs.get_mut(..q_len * n) {
             Some(bufs) if crate::par::threads() > 1 => {
