@@ -1046,6 +1046,38 @@ impl Poly<Ntt> {
         Ok(())
     }
 
+    /// `out = σ_k(self) + other` in one pass (`perm` as for [`Poly::automorphism_into`];
+    /// `other` shaped like `self`).
+    pub fn automorphism_add_into(
+        &self,
+        ctx: &RnsContext,
+        perm: &[u32],
+        other: &Self,
+        out: &mut Self,
+    ) -> Result<(), Error> {
+        if perm.len() != self.n {
+            return Err(Error::LengthMismatch {
+                what: "Galois permutation",
+                expected: self.n,
+                found: perm.len(),
+            });
+        }
+        self.same_shape(other)?;
+        self.shape_like(out);
+        let ql = self.q_limbs;
+        let b = self.aligned(other);
+        crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, self.n, |j, dst, src, y| {
+            let Some(t) = ctx.limb_table(ql, j) else {
+                return;
+            };
+            let m = t.modulus();
+            for ((d, &p), &v) in dst.iter_mut().zip(perm).zip(y) {
+                *d = m.add(src.get(p as usize).copied().unwrap_or(0), v);
+            }
+        });
+        Ok(())
+    }
+
     /// Converts to the coefficient representation in place (no allocation).
     pub fn into_coeff(mut self, ctx: &RnsContext) -> Poly<Coeff> {
         let (n, ql) = (self.n, self.q_limbs);
