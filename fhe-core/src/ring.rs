@@ -42,6 +42,8 @@ impl Representation for Ntt {}
 
 /// Coefficients processed together by the base converter's blocked loops.
 const BLOCK: usize = 64;
+/// Coefficients per block in [`BaseConverter::rows_into`] (the `z_j` of a block stay in L1).
+const ROWS_BLOCK: usize = 512;
 
 /// Precomputed exact (centred) base conversion from a basis `B = {b_j}` to target moduli.
 ///
@@ -63,6 +65,12 @@ pub struct BaseConverter {
     hat_mod_dst: Vec<u64>,
     /// `(−B) mod t_i`: the correction `−v·B` is accumulated as one more product.
     neg_b_mod_dst: Vec<u64>,
+    /// For the 52-bit SIMD rows: `(B/b_j)·2^52 mod t_i` (row-major like `hat_mod_dst`), and
+    /// `(2^52 mod t_i, 2^104 mod t_i)`.
+    hat52_mod_dst: Vec<u64>,
+    r52_r104: Vec<(u64, u64)>,
+    /// Whether some source prime is `2^52` or more.
+    big_src: bool,
     /// Whether `Σ_j (b_j − 1)·t + k·t < 2^126` for every target `t`: then a row's whole sum,
     /// correction included, is accumulated in 128 bits and reduced once.
     single_pass: bool,
@@ -86,6 +94,7 @@ impl BaseConverter {
             .collect();
         let mut hat_mod_dst = Vec::with_capacity(src.len() * dst.len());
         let mut neg_b_mod_dst = Vec::with_capacity(dst.len());
+        let mut r52_r104 = Vec::with_capacity(dst.len());
         for t in dst {
             for j in 0..src.len() {
                 let hat = src
@@ -99,7 +108,18 @@ impl BaseConverter {
                 .iter()
                 .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value())));
             neg_b_mod_dst.push(t.neg(b_mod));
+            let r52 = t.reduce_u128(1u128 << 52);
+            let r104 = t.mul(r52, r52);
+            r52_r104.push((r52, r104));
         }
+        let hat52_mod_dst = hat_mod_dst
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| {
+                let t = dst.get(i / src.len().max(1)).copied();
+                t.map_or(0, |t| t.mul(h, t.reduce_u128(1u128 << 52)))
+            })
+            .collect();
         // Largest possible row sum: Σ_j z_j·h_j + v·(−B mod t) with z_j < b_j, h_j < t and
         // v ≤ k (v rounds Σ_j z_j / b_j < k).
         let max_t = dst.iter().map(|t| u128::from(t.value())).max().unwrap_or(0);
@@ -115,6 +135,9 @@ impl BaseConverter {
             src_inv_f64: src.iter().map(|m| 1.0 / m.value() as f64).collect(),
             hat_mod_dst,
             neg_b_mod_dst,
+            hat52_mod_dst,
+            r52_r104,
+            big_src: src.iter().any(|b| b.value() >> 52 != 0),
             single_pass,
         }
     }
@@ -175,6 +198,34 @@ impl BaseConverter {
     /// allows it (always for primes of up to 60 bits and up to 60 source limbs), else once
     /// per 16 terms.
     pub fn row(&self, zv: &[u64], row: usize, out: &mut [u64], n: usize) {
+        self.row_range(zv, row, 0, out, n);
+    }
+
+    /// Rows `first..first + out.len() / n` of the conversion into `out` (consecutive limbs of
+    /// `n` words), blocked over the coefficients so that each block of the `z_j` is read
+    /// from cache for every row; the rows are split into one group per thread.
+    pub fn rows_into(&self, zv: &[u64], first: usize, out: &mut [u64], n: usize) {
+        if n == 0 {
+            return;
+        }
+        let rows = out.len() / n;
+        let groups = crate::par::threads().clamp(1, rows.max(1));
+        let per_group = rows.div_ceil(groups);
+        crate::par::chunks_mut(out, per_group * n, |g, out_g| {
+            let first_g = first + g * per_group;
+            for c0 in (0..n).step_by(ROWS_BLOCK) {
+                let len = ROWS_BLOCK.min(n - c0);
+                for (r, limb) in out_g.chunks_exact_mut(n).enumerate() {
+                    if let Some(o) = limb.get_mut(c0..c0 + len) {
+                        self.row_range(zv, first_g + r, c0, o, n);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Coefficients `c0..c0 + out.len()` of target row `row`.
+    fn row_range(&self, zv: &[u64], row: usize, c0: usize, out: &mut [u64], n: usize) {
         let k = self.src.len();
         let (Some(t), Some(hats), Some(&neg_b)) = (
             self.dst.get(row),
@@ -183,13 +234,38 @@ impl BaseConverter {
         ) else {
             return;
         };
+        let len = out.len();
         let (z, v) = zv.split_at((k * n).min(zv.len()));
+        let Some(v) = v.get(c0..c0 + len) else {
+            return;
+        };
+        if let (Some(hats52), Some(&(r52, r104))) = (
+            self.hat52_mod_dst.get(row * k..(row + 1) * k),
+            self.r52_r104.get(row),
+        ) {
+            let simd_row = crate::simd::ConvRow {
+                t,
+                z,
+                n,
+                c0,
+                hats,
+                hats52,
+                v,
+                neg_b,
+                big: self.big_src,
+                r52,
+                r104,
+            };
+            if crate::simd::conv_row(&simd_row, out) {
+                return;
+            }
+        }
         let neg_b = u128::from(neg_b);
         if self.single_pass {
             // Four coefficients at a time, the accumulators in registers.
-            let done = out.len() / 4 * 4;
+            let done = len / 4 * 4;
             for (c4, (ob, vb)) in out.chunks_exact_mut(4).zip(v.chunks_exact(4)).enumerate() {
-                let c = 4 * c4;
+                let c = c0 + 4 * c4;
                 let (Ok(ob), Ok(vb)) = (<&mut [u64; 4]>::try_from(ob), <&[u64; 4]>::try_from(vb))
                 else {
                     continue;
@@ -209,19 +285,19 @@ impl BaseConverter {
             for (i, (o, &vc)) in out.iter_mut().zip(v).enumerate().skip(done) {
                 let mut a = u128::from(vc) * neg_b;
                 for (zl, &h) in z.chunks_exact(n).zip(hats) {
-                    a += u128::from(zl.get(i).copied().unwrap_or(0)) * u128::from(h);
+                    a += u128::from(zl.get(c0 + i).copied().unwrap_or(0)) * u128::from(h);
                 }
                 *o = t.reduce_u128(a);
             }
             return;
         }
         let mut acc = [0u128; BLOCK];
-        for (c0, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
+        for (b, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
             for (a, &vc) in acc.iter_mut().zip(vb) {
                 *a = u128::from(vc) * neg_b;
             }
             for (j, (zl, &h)) in z.chunks_exact(n).zip(hats).enumerate() {
-                let zs = zl.iter().skip(c0 * BLOCK).take(ob.len());
+                let zs = zl.iter().skip(c0 + b * BLOCK).take(ob.len());
                 let h = u128::from(h);
                 for (a, &zc) in acc.iter_mut().zip(zs) {
                     *a += u128::from(zc) * h;
@@ -245,8 +321,7 @@ impl BaseConverter {
         let len = ((self.src.len() + 1) * n).min(scratch.len());
         let z = scratch.get_mut(..len).unwrap_or_default();
         self.prepare(src, z, n);
-        let z: &[u64] = z;
-        crate::par::chunks_mut(dst, n, |row, out| self.row(z, row, out, n));
+        self.rows_into(z, 0, dst, n);
     }
 }
 
@@ -1239,24 +1314,23 @@ impl Poly<Ntt> {
         });
         conv.prepare(ppart, z, n);
         let z: &[u64] = z;
-        let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
+        let combine = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
             let (Some(t), Some(&(inv, inv_s))) = (ctx.ntt.get(i), ctx.p_inv_mod_q.get(i)) else {
                 return;
             };
-            conv.row(z, i, tmp, n);
             let _ = t.forward(tmp);
-            crate::simd::apply(
-                Op::AccSubMulConst(inv, inv_s),
-                t.modulus(),
-                limb,
-                tmp,
-                &[],
-                &[],
-            );
+            let op = Op::AccSubMulConst(inv, inv_s);
+            crate::simd::apply(op, t.modulus(), limb, tmp, &[], &[]);
+        };
+        let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
+            conv.row(z, i, tmp, n);
+            combine(i, limb, tmp);
         };
         match bufs.get_mut(..q_len * n) {
-            Some(bufs) if crate::par::threads() > 1 => {
-                crate::par::chunks_mut_pair(qpart, bufs, n, limb_op);
+            // All rows at once (blocked over the coefficients), then limb by limb.
+            Some(bufs) => {
+                conv.rows_into(z, 0, bufs, n);
+                crate::par::chunks_mut_pair(qpart, bufs, n, combine);
             }
             _ => {
                 let tmp = bufs.get_mut(..n).unwrap_or_default();
