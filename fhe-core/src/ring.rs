@@ -811,15 +811,22 @@ impl<R: Representation> Poly<R> {
             out.p_limbs = self.p_limbs;
             out.data.clear();
             out.data.reserve(self.data.len());
-            for (j, (x, y)) in self.data.chunks_exact(n).zip(b.chunks_exact(n)).enumerate() {
-                match ctx.limb_table(ql, j) {
-                    Some(t) => {
-                        let m = t.modulus();
-                        out.data.extend(x.iter().zip(y).map(|(&u, &v)| op(m, u, v)));
+            let data = &mut out.data;
+            crate::simd::vectorized(
+                #[inline(always)]
+                || {
+                    for (j, (x, y)) in self.data.chunks_exact(n).zip(b.chunks_exact(n)).enumerate()
+                    {
+                        match ctx.limb_table(ql, j) {
+                            Some(t) => {
+                                let m = t.modulus();
+                                data.extend(x.iter().zip(y).map(|(&u, &v)| op(m, u, v)));
+                            }
+                            None => data.extend(core::iter::repeat_n(0, n)),
+                        }
                     }
-                    None => out.data.extend(core::iter::repeat_n(0, n)),
-                }
-            }
+                },
+            );
         }
         Ok(())
     }

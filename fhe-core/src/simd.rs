@@ -58,6 +58,18 @@ pub(crate) fn apply(op: Op, m: &Modulus, out: &mut [u64], a: &[u64], b: &[u64], 
     }
 }
 
+/// Runs `f` compiled for AVX-512 when the CPU has it (x86-64 with `std`), so that plain
+/// loops inside it (additions, subtractions, conditional subtractions) are vectorised with
+/// native 64-bit compares; otherwise just runs it.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if let Some(simd) = pulp::x86::V4::try_new() {
+        return simd.vectorize(f);
+    }
+    f()
+}
+
 /// One row of an exact base conversion (see [`crate::ring::BaseConverter::row`]) to a target
 /// prime `t`: `out[c] = (Σ_j z_j[c]·hats[j] + v[c]·neg_b) mod t`.
 #[derive(Clone, Copy, Debug)]
