@@ -746,7 +746,7 @@ impl<R: Representation> Poly<R> {
         self.n = ctx.n;
         self.q_limbs = level + 1;
         self.p_limbs = if ext { ctx.p.len() } else { 0 };
-        self.data.resize(self.n * (self.q_limbs + self.p_limbs), 0);
+        crate::par::resize_zeroed(&mut self.data, self.n * (self.q_limbs + self.p_limbs));
     }
 
     /// Makes `out` the same shape as `self` without reallocating when it has the capacity.
@@ -754,7 +754,7 @@ impl<R: Representation> Poly<R> {
         out.n = self.n;
         out.q_limbs = self.q_limbs;
         out.p_limbs = self.p_limbs;
-        out.data.resize(self.data.len(), 0);
+        crate::par::resize_zeroed(&mut out.data, self.data.len());
     }
 
     /// The words of `other` that line up with `self`'s limbs (all of them, or the lower Q limbs
@@ -1262,7 +1262,7 @@ impl Poly<Ntt> {
         out.p_limbs = 0;
         match bufs.get_mut(..l * n) {
             Some(bufs) if crate::par::threads() > 1 => {
-                out.data.resize(l * n, 0);
+                crate::par::resize_zeroed(&mut out.data, l * n);
                 crate::par::chunks_mut_pair(&mut out.data, bufs, n, |i, o, tmp| {
                     let (Some((m, inv, inv_s)), Some(a)) =
                         (r.limb(i, tmp), head.get(i * n..(i + 1) * n))
