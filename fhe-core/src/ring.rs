@@ -780,8 +780,7 @@ impl<R: Representation> Poly<R> {
     }
 
     /// `out[i] = op(q_j, self[i], other[i])` on every residue, `out` shaped like `self`: one
-    /// pass, written once (no zero-filling first; limbs in parallel with `parallel` and more
-    /// than one thread).
+    /// pass, written once (no zero-filling first).
     fn zip_into<F>(
         &self,
         ctx: &RnsContext,
@@ -795,7 +794,10 @@ impl<R: Representation> Poly<R> {
         self.same_shape(other)?;
         let (n, ql) = (self.n, self.q_limbs);
         let b = self.aligned(other);
-        if crate::par::threads() > 1 {
+        // With more than one thread, limbs in parallel into an output that already has the
+        // size; a fresh output is written once, in order (zero-filling it first would cost a
+        // second pass over memory, more than a second thread gains on this memory-bound loop).
+        if crate::par::threads() > 1 && out.data.len() == self.data.len() {
             self.shape_like(out);
             crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, n, |j, o, x, y| {
                 if let Some(t) = ctx.limb_table(ql, j) {
