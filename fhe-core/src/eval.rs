@@ -651,8 +651,7 @@ impl Evaluator {
         mod_down(&self.params, &mut scratch.ks)?;
         out.c.resize_with(2, Poly::empty);
         if let [o0, o1] = out.c.as_mut_slice() {
-            c0.automorphism_into(perm, o0)?;
-            o0.add_assign(ctx, &scratch.ks.u0)?;
+            c0.automorphism_add_into(ctx, perm, &scratch.ks.u0, o0)?;
             o1.clone_from(&scratch.ks.u1);
         }
         out.scale = ct.scale;

@@ -88,14 +88,17 @@ pub fn decompose(params: &Params, c: &Poly<Ntt>, scratch: &mut KsScratch) -> Res
         conv.prepare(src, zv, n);
         let zv: &[u64] = zv;
         // Limb j of the digit: Q limbs 0..=l, then P limbs (table index L+1+t). The digit's own
-        // limbs are the input's NTT limbs; every other limb is one row of the conversion.
+        // limbs are the input's NTT limbs; every other limb is one row of the conversion (rows
+        // 0..lo, then lo.. for the limbs from hi on), computed blocked, then transformed.
+        let (before, rest) = digit.data_mut().split_at_mut(lo * n);
+        let after = rest.get_mut((hi - lo) * n..).unwrap_or_default();
+        conv.rows_into(zv, 0, before, n);
+        conv.rows_into(zv, lo, after, n);
         crate::par::chunks_mut(digit.data_mut(), n, |j, limb| {
             if (lo..hi).contains(&j) {
                 limb.copy_from_slice(c.limb(j).unwrap_or_default());
                 return;
             }
-            let row = if j < lo { j } else { j - (hi - lo) };
-            conv.row(zv, row, limb, n);
             let table_idx = if j <= l { j } else { top + 1 + (j - l - 1) };
             if let Some(t) = tables.get(table_idx) {
                 let _ = t.forward(limb);
@@ -106,6 +109,9 @@ pub fn decompose(params: &Params, c: &Poly<Ntt>, scratch: &mut KsScratch) -> Res
     scratch.digit_level = l;
     Ok(())
 }
+
+/// Digits handed to the SIMD inner-product kernel at most.
+const SIMD_DIGITS: usize = 16;
 
 /// The most products of two residues mod `q` whose sum stays below `2^126` (the input range of
 /// [`crate::math::Modulus::reduce_u128`]).
@@ -200,6 +206,22 @@ pub fn inner_product(
             let dl = |i: usize| digits.get(i).and_then(|d| d.limb(j)).unwrap_or_default();
             let bl = |i: usize| kb.get(i).and_then(|b| b.limb(key_limb)).unwrap_or_default();
             let al = |i: usize| ka.get(i).and_then(|a| a.limb(key_limb)).unwrap_or_default();
+            if count <= SIMD_DIGITS {
+                let mut ds: [&[u64]; SIMD_DIGITS] = [&[]; SIMD_DIGITS];
+                let mut bs: [&[u64]; SIMD_DIGITS] = [&[]; SIMD_DIGITS];
+                let mut as_: [&[u64]; SIMD_DIGITS] = [&[]; SIMD_DIGITS];
+                for (d, ((x, y), z)) in ds.iter_mut().zip(&mut bs).zip(&mut as_).enumerate() {
+                    (*x, *y, *z) = (dl(d), bl(d), al(d));
+                }
+                let (ds, bs, as_) = (
+                    ds.get(..count).unwrap_or_default(),
+                    bs.get(..count).unwrap_or_default(),
+                    as_.get(..count).unwrap_or_default(),
+                );
+                if crate::simd::inner_product_limb(&m, o0, o1, ds, bs, as_, perm) {
+                    return;
+                }
+            }
             let fits = (count as u128) <= lazy_terms(m.value());
             match count {
                 1 if fits => ip_limb::<1>(&m, o0, o1, [dl(0)], [bl(0)], [al(0)], perm),

@@ -22,6 +22,7 @@ pub mod params;
 pub mod refresh;
 pub mod ring;
 pub mod sampling;
+mod simd;
 pub mod wire;
 
 pub use error::Error;

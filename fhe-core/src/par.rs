@@ -18,6 +18,19 @@ pub(crate) fn threads() -> usize {
     }
 }
 
+/// `v.resize(len, 0)`, the new part zero-filled by all threads (with `parallel` and more than
+/// one thread; the result is the same).
+#[inline]
+pub(crate) fn resize_zeroed(v: &mut alloc::vec::Vec<u64>, len: usize) {
+    #[cfg(feature = "parallel")]
+    if threads() > 1 && len > v.len() + (1 << 16) {
+        let extra = len - v.len();
+        v.par_extend(rayon::iter::repeat_n(0u64, extra));
+        return;
+    }
+    v.resize(len, 0);
+}
+
 /// `f(i, chunk_i)` for every chunk of `n` entries of `data` (the last one may be shorter).
 #[inline]
 pub(crate) fn chunks_mut<T: Send, F>(data: &mut [T], n: usize, f: F)

@@ -20,6 +20,7 @@ use rand_core::{CryptoRng, RngCore};
 use crate::Error;
 use crate::math::Modulus;
 use crate::ntt::{NttTable, automorphism_permutation};
+use crate::simd::Op;
 
 mod sealed {
     pub trait Sealed {}
@@ -41,6 +42,8 @@ impl Representation for Ntt {}
 
 /// Coefficients processed together by the base converter's blocked loops.
 const BLOCK: usize = 64;
+/// Coefficients per block in [`BaseConverter::rows_into`] (the `z_j` of a block stay in L1).
+const ROWS_BLOCK: usize = 512;
 
 /// Precomputed exact (centred) base conversion from a basis `B = {b_j}` to target moduli.
 ///
@@ -62,6 +65,12 @@ pub struct BaseConverter {
     hat_mod_dst: Vec<u64>,
     /// `(−B) mod t_i`: the correction `−v·B` is accumulated as one more product.
     neg_b_mod_dst: Vec<u64>,
+    /// For the 52-bit SIMD rows: `(B/b_j)·2^52 mod t_i` (row-major like `hat_mod_dst`), and
+    /// `(2^52 mod t_i, 2^104 mod t_i)`.
+    hat52_mod_dst: Vec<u64>,
+    r52_r104: Vec<(u64, u64)>,
+    /// Whether some source prime is `2^52` or more.
+    big_src: bool,
     /// Whether `Σ_j (b_j − 1)·t + k·t < 2^126` for every target `t`: then a row's whole sum,
     /// correction included, is accumulated in 128 bits and reduced once.
     single_pass: bool,
@@ -85,6 +94,7 @@ impl BaseConverter {
             .collect();
         let mut hat_mod_dst = Vec::with_capacity(src.len() * dst.len());
         let mut neg_b_mod_dst = Vec::with_capacity(dst.len());
+        let mut r52_r104 = Vec::with_capacity(dst.len());
         for t in dst {
             for j in 0..src.len() {
                 let hat = src
@@ -98,7 +108,18 @@ impl BaseConverter {
                 .iter()
                 .fold(1u64, |acc, o| t.mul(acc, t.reduce(o.value())));
             neg_b_mod_dst.push(t.neg(b_mod));
+            let r52 = t.reduce_u128(1u128 << 52);
+            let r104 = t.mul(r52, r52);
+            r52_r104.push((r52, r104));
         }
+        let hat52_mod_dst = hat_mod_dst
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| {
+                let t = dst.get(i / src.len().max(1)).copied();
+                t.map_or(0, |t| t.mul(h, t.reduce_u128(1u128 << 52)))
+            })
+            .collect();
         // Largest possible row sum: Σ_j z_j·h_j + v·(−B mod t) with z_j < b_j, h_j < t and
         // v ≤ k (v rounds Σ_j z_j / b_j < k).
         let max_t = dst.iter().map(|t| u128::from(t.value())).max().unwrap_or(0);
@@ -114,6 +135,9 @@ impl BaseConverter {
             src_inv_f64: src.iter().map(|m| 1.0 / m.value() as f64).collect(),
             hat_mod_dst,
             neg_b_mod_dst,
+            hat52_mod_dst,
+            r52_r104,
+            big_src: src.iter().any(|b| b.value() >> 52 != 0),
             single_pass,
         }
     }
@@ -174,6 +198,34 @@ impl BaseConverter {
     /// allows it (always for primes of up to 60 bits and up to 60 source limbs), else once
     /// per 16 terms.
     pub fn row(&self, zv: &[u64], row: usize, out: &mut [u64], n: usize) {
+        self.row_range(zv, row, 0, out, n);
+    }
+
+    /// Rows `first..first + out.len() / n` of the conversion into `out` (consecutive limbs of
+    /// `n` words), blocked over the coefficients so that each block of the `z_j` is read
+    /// from cache for every row; the rows are split into one group per thread.
+    pub fn rows_into(&self, zv: &[u64], first: usize, out: &mut [u64], n: usize) {
+        if n == 0 {
+            return;
+        }
+        let rows = out.len() / n;
+        let groups = crate::par::threads().clamp(1, rows.max(1));
+        let per_group = rows.div_ceil(groups);
+        crate::par::chunks_mut(out, per_group * n, |g, out_g| {
+            let first_g = first + g * per_group;
+            for c0 in (0..n).step_by(ROWS_BLOCK) {
+                let len = ROWS_BLOCK.min(n - c0);
+                for (r, limb) in out_g.chunks_exact_mut(n).enumerate() {
+                    if let Some(o) = limb.get_mut(c0..c0 + len) {
+                        self.row_range(zv, first_g + r, c0, o, n);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Coefficients `c0..c0 + out.len()` of target row `row`.
+    fn row_range(&self, zv: &[u64], row: usize, c0: usize, out: &mut [u64], n: usize) {
         let k = self.src.len();
         let (Some(t), Some(hats), Some(&neg_b)) = (
             self.dst.get(row),
@@ -182,13 +234,38 @@ impl BaseConverter {
         ) else {
             return;
         };
+        let len = out.len();
         let (z, v) = zv.split_at((k * n).min(zv.len()));
+        let Some(v) = v.get(c0..c0 + len) else {
+            return;
+        };
+        if let (Some(hats52), Some(&(r52, r104))) = (
+            self.hat52_mod_dst.get(row * k..(row + 1) * k),
+            self.r52_r104.get(row),
+        ) {
+            let simd_row = crate::simd::ConvRow {
+                t,
+                z,
+                n,
+                c0,
+                hats,
+                hats52,
+                v,
+                neg_b,
+                big: self.big_src,
+                r52,
+                r104,
+            };
+            if crate::simd::conv_row(&simd_row, out) {
+                return;
+            }
+        }
         let neg_b = u128::from(neg_b);
         if self.single_pass {
             // Four coefficients at a time, the accumulators in registers.
-            let done = out.len() / 4 * 4;
+            let done = len / 4 * 4;
             for (c4, (ob, vb)) in out.chunks_exact_mut(4).zip(v.chunks_exact(4)).enumerate() {
-                let c = 4 * c4;
+                let c = c0 + 4 * c4;
                 let (Ok(ob), Ok(vb)) = (<&mut [u64; 4]>::try_from(ob), <&[u64; 4]>::try_from(vb))
                 else {
                     continue;
@@ -208,19 +285,19 @@ impl BaseConverter {
             for (i, (o, &vc)) in out.iter_mut().zip(v).enumerate().skip(done) {
                 let mut a = u128::from(vc) * neg_b;
                 for (zl, &h) in z.chunks_exact(n).zip(hats) {
-                    a += u128::from(zl.get(i).copied().unwrap_or(0)) * u128::from(h);
+                    a += u128::from(zl.get(c0 + i).copied().unwrap_or(0)) * u128::from(h);
                 }
                 *o = t.reduce_u128(a);
             }
             return;
         }
         let mut acc = [0u128; BLOCK];
-        for (c0, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
+        for (b, (ob, vb)) in out.chunks_mut(BLOCK).zip(v.chunks(BLOCK)).enumerate() {
             for (a, &vc) in acc.iter_mut().zip(vb) {
                 *a = u128::from(vc) * neg_b;
             }
             for (j, (zl, &h)) in z.chunks_exact(n).zip(hats).enumerate() {
-                let zs = zl.iter().skip(c0 * BLOCK).take(ob.len());
+                let zs = zl.iter().skip(c0 + b * BLOCK).take(ob.len());
                 let h = u128::from(h);
                 for (a, &zc) in acc.iter_mut().zip(zs) {
                     *a += u128::from(zc) * h;
@@ -244,8 +321,7 @@ impl BaseConverter {
         let len = ((self.src.len() + 1) * n).min(scratch.len());
         let z = scratch.get_mut(..len).unwrap_or_default();
         self.prepare(src, z, n);
-        let z: &[u64] = z;
-        crate::par::chunks_mut(dst, n, |row, out| self.row(z, row, out, n));
+        self.rows_into(z, 0, dst, n);
     }
 }
 
@@ -670,7 +746,7 @@ impl<R: Representation> Poly<R> {
         self.n = ctx.n;
         self.q_limbs = level + 1;
         self.p_limbs = if ext { ctx.p.len() } else { 0 };
-        self.data.resize(self.n * (self.q_limbs + self.p_limbs), 0);
+        crate::par::resize_zeroed(&mut self.data, self.n * (self.q_limbs + self.p_limbs));
     }
 
     /// Makes `out` the same shape as `self` without reallocating when it has the capacity.
@@ -678,7 +754,7 @@ impl<R: Representation> Poly<R> {
         out.n = self.n;
         out.q_limbs = self.q_limbs;
         out.p_limbs = self.p_limbs;
-        out.data.resize(self.data.len(), 0);
+        crate::par::resize_zeroed(&mut out.data, self.data.len());
     }
 
     /// The words of `other` that line up with `self`'s limbs (all of them, or the lower Q limbs
@@ -704,8 +780,7 @@ impl<R: Representation> Poly<R> {
     }
 
     /// `out[i] = op(q_j, self[i], other[i])` on every residue, `out` shaped like `self`: one
-    /// pass, written once (no zero-filling first; limbs in parallel with `parallel` and more
-    /// than one thread).
+    /// pass, written once (no zero-filling first).
     fn zip_into<F>(
         &self,
         ctx: &RnsContext,
@@ -719,7 +794,10 @@ impl<R: Representation> Poly<R> {
         self.same_shape(other)?;
         let (n, ql) = (self.n, self.q_limbs);
         let b = self.aligned(other);
-        if crate::par::threads() > 1 {
+        // With more than one thread, limbs in parallel into an output that already has the
+        // size; a fresh output is written once, in order (zero-filling it first would cost a
+        // second pass over memory, more than a second thread gains on this memory-bound loop).
+        if crate::par::threads() > 1 && out.data.len() == self.data.len() {
             self.shape_like(out);
             crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, n, |j, o, x, y| {
                 if let Some(t) = ctx.limb_table(ql, j) {
@@ -735,15 +813,22 @@ impl<R: Representation> Poly<R> {
             out.p_limbs = self.p_limbs;
             out.data.clear();
             out.data.reserve(self.data.len());
-            for (j, (x, y)) in self.data.chunks_exact(n).zip(b.chunks_exact(n)).enumerate() {
-                match ctx.limb_table(ql, j) {
-                    Some(t) => {
-                        let m = t.modulus();
-                        out.data.extend(x.iter().zip(y).map(|(&u, &v)| op(m, u, v)));
+            let data = &mut out.data;
+            crate::simd::vectorized(
+                #[inline(always)]
+                || {
+                    for (j, (x, y)) in self.data.chunks_exact(n).zip(b.chunks_exact(n)).enumerate()
+                    {
+                        match ctx.limb_table(ql, j) {
+                            Some(t) => {
+                                let m = t.modulus();
+                                data.extend(x.iter().zip(y).map(|(&u, &v)| op(m, u, v)));
+                            }
+                            None => data.extend(core::iter::repeat_n(0, n)),
+                        }
                     }
-                    None => out.data.extend(core::iter::repeat_n(0, n)),
-                }
-            }
+                },
+            );
         }
         Ok(())
     }
@@ -940,50 +1025,61 @@ impl Poly<Ntt> {
         p
     }
 
+    /// `self_j = op(self_j, a_j, b_j)` limb by limb with a [`crate::simd`] kernel.
+    fn apply_assign(
+        &mut self,
+        ctx: &RnsContext,
+        op: Op,
+        a: &Self,
+        b: Option<&Self>,
+    ) -> Result<(), Error> {
+        self.same_shape(a)?;
+        if let Some(b) = b {
+            self.same_shape(b)?;
+        }
+        let (n, ql) = (self.n, self.q_limbs);
+        let x = self.aligned(a);
+        let y = b.map_or(&[][..], |b| self.aligned(b));
+        crate::par::chunks_mut(&mut self.data, n, |j, acc| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                let r = j * n..(j + 1) * n;
+                let (xa, yb) = (
+                    x.get(r.clone()).unwrap_or_default(),
+                    y.get(r).unwrap_or_default(),
+                );
+                crate::simd::apply(op, t.modulus(), acc, xa, yb, &[]);
+            }
+        });
+        Ok(())
+    }
+
     /// `self *= other` (pointwise).
     pub fn mul_assign(&mut self, ctx: &RnsContext, other: &Self) -> Result<(), Error> {
-        self.zip_assign(ctx, other, |m, a, b| {
-            a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.mul(*x, y));
-        })
+        self.apply_assign(ctx, Op::AccMul, other, None)
     }
 
     /// `out = self * other` (pointwise).
     pub fn mul_into(&self, ctx: &RnsContext, other: &Self, out: &mut Self) -> Result<(), Error> {
-        self.zip_into(ctx, other, out, |m, x, y| m.mul(x, y))
+        self.same_shape(other)?;
+        self.shape_like(out);
+        let (n, ql) = (self.n, self.q_limbs);
+        let b = self.aligned(other);
+        crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, n, |j, o, x, y| {
+            if let Some(t) = ctx.limb_table(ql, j) {
+                crate::simd::apply(Op::Mul, t.modulus(), o, x, y, &[]);
+            }
+        });
+        Ok(())
     }
 
     /// `self += a * b` (pointwise multiply-accumulate).
     pub fn mul_add_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
-        self.same_shape(a)?;
-        self.same_shape(b)?;
-        let (n, ql) = (self.n, self.q_limbs);
-        let (x, y) = (self.aligned(a), self.aligned(b));
-        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
-            if let Some(t) = ctx.limb_table(ql, j) {
-                let m = t.modulus();
-                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
-                    *c = m.mul_add(u, v, *c);
-                }
-            }
-        });
-        Ok(())
+        self.apply_assign(ctx, Op::AccMulAdd, a, Some(b))
     }
 
     /// `self -= a * b` (pointwise), in one pass.
     pub fn mul_sub_assign(&mut self, ctx: &RnsContext, a: &Self, b: &Self) -> Result<(), Error> {
-        self.same_shape(a)?;
-        self.same_shape(b)?;
-        let (n, ql) = (self.n, self.q_limbs);
-        let (x, y) = (self.aligned(a), self.aligned(b));
-        crate::par::chunks_mut_zip2(&mut self.data, x, y, n, |j, acc, x, y| {
-            if let Some(t) = ctx.limb_table(ql, j) {
-                let m = t.modulus();
-                for ((c, &u), &v) in acc.iter_mut().zip(x).zip(y) {
-                    *c = m.sub(*c, m.mul(u, v));
-                }
-            }
-        });
-        Ok(())
+        self.apply_assign(ctx, Op::AccMulSub, a, Some(b))
     }
 
     /// `out = self + a ⊙ b` in one pass, where `b` holds at least as many limbs as `self`
@@ -1005,44 +1101,13 @@ impl Poly<Ntt> {
         })?;
         let x = self.aligned(a);
         let (n, ql) = (self.n, self.q_limbs);
-        if crate::par::threads() > 1 {
-            self.shape_like(out);
-            crate::par::chunks_mut_zip2(&mut out.data, &self.data, x, n, |j, o, c, u| {
-                let (Some(t), Some(v)) = (ctx.limb_table(ql, j), b.get(j * n..(j + 1) * n)) else {
-                    return;
-                };
-                let m = t.modulus();
-                for (((z, &c), &u), &v) in o.iter_mut().zip(c).zip(u).zip(v) {
-                    *z = m.mul_add(u, v, c);
-                }
-            });
-        } else {
-            out.n = n;
-            out.q_limbs = self.q_limbs;
-            out.p_limbs = self.p_limbs;
-            out.data.clear();
-            out.data.reserve(len);
-            for (j, ((c, u), v)) in self
-                .data
-                .chunks_exact(n)
-                .zip(x.chunks_exact(n))
-                .zip(b.chunks_exact(n))
-                .enumerate()
-            {
-                match ctx.limb_table(ql, j) {
-                    Some(t) => {
-                        let m = t.modulus();
-                        out.data.extend(
-                            c.iter()
-                                .zip(u)
-                                .zip(v)
-                                .map(|((&c, &u), &v)| m.mul_add(u, v, c)),
-                        );
-                    }
-                    None => out.data.extend(core::iter::repeat_n(0, n)),
-                }
-            }
-        }
+        self.shape_like(out);
+        crate::par::chunks_mut_zip2(&mut out.data, &self.data, x, n, |j, o, c, u| {
+            let (Some(t), Some(v)) = (ctx.limb_table(ql, j), b.get(j * n..(j + 1) * n)) else {
+                return;
+            };
+            crate::simd::apply(Op::MulAdd, t.modulus(), o, u, v, c);
+        });
         Ok(())
     }
 
@@ -1060,6 +1125,38 @@ impl Poly<Ntt> {
         crate::par::chunks_mut_zip(&mut out.data, &self.data, self.n, |_, dst, src| {
             for (d, &j) in dst.iter_mut().zip(perm) {
                 *d = src.get(j as usize).copied().unwrap_or(0);
+            }
+        });
+        Ok(())
+    }
+
+    /// `out = σ_k(self) + other` in one pass (`perm` as for [`Poly::automorphism_into`];
+    /// `other` shaped like `self`).
+    pub fn automorphism_add_into(
+        &self,
+        ctx: &RnsContext,
+        perm: &[u32],
+        other: &Self,
+        out: &mut Self,
+    ) -> Result<(), Error> {
+        if perm.len() != self.n {
+            return Err(Error::LengthMismatch {
+                what: "Galois permutation",
+                expected: self.n,
+                found: perm.len(),
+            });
+        }
+        self.same_shape(other)?;
+        self.shape_like(out);
+        let ql = self.q_limbs;
+        let b = self.aligned(other);
+        crate::par::chunks_mut_zip2(&mut out.data, &self.data, b, self.n, |j, dst, src, y| {
+            let Some(t) = ctx.limb_table(ql, j) else {
+                return;
+            };
+            let m = t.modulus();
+            for ((d, &p), &v) in dst.iter_mut().zip(perm).zip(y) {
+                *d = m.add(src.get(p as usize).copied().unwrap_or(0), v);
             }
         });
         Ok(())
@@ -1128,9 +1225,7 @@ impl Poly<Ntt> {
         let r = Rescaler::new(ctx, l, last)?;
         let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
             if let Some((m, inv, inv_s)) = r.limb(i, tmp) {
-                for (a, &t) in limb.iter_mut().zip(tmp.iter()) {
-                    *a = m.mul_shoup(m.sub(*a, t), inv, inv_s);
-                }
+                crate::simd::apply(Op::AccSubMulConst(inv, inv_s), &m, limb, tmp, &[], &[]);
             }
         };
         match scratch.get_mut(..l * n) {
@@ -1169,16 +1264,14 @@ impl Poly<Ntt> {
         out.p_limbs = 0;
         match bufs.get_mut(..l * n) {
             Some(bufs) if crate::par::threads() > 1 => {
-                out.data.resize(l * n, 0);
+                crate::par::resize_zeroed(&mut out.data, l * n);
                 crate::par::chunks_mut_pair(&mut out.data, bufs, n, |i, o, tmp| {
                     let (Some((m, inv, inv_s)), Some(a)) =
                         (r.limb(i, tmp), head.get(i * n..(i + 1) * n))
                     else {
                         return;
                     };
-                    for ((z, &x), &t) in o.iter_mut().zip(a).zip(tmp.iter()) {
-                        *z = m.mul_shoup(m.sub(x, t), inv, inv_s);
-                    }
+                    crate::simd::apply(Op::SubMulConst(inv, inv_s), &m, o, a, tmp, &[]);
                 });
             }
             _ => {
@@ -1230,20 +1323,23 @@ impl Poly<Ntt> {
         });
         conv.prepare(ppart, z, n);
         let z: &[u64] = z;
-        let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
+        let combine = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
             let (Some(t), Some(&(inv, inv_s))) = (ctx.ntt.get(i), ctx.p_inv_mod_q.get(i)) else {
                 return;
             };
-            conv.row(z, i, tmp, n);
             let _ = t.forward(tmp);
-            let m = t.modulus();
-            for (a, &r) in limb.iter_mut().zip(tmp.iter()) {
-                *a = m.mul_shoup(m.sub(*a, r), inv, inv_s);
-            }
+            let op = Op::AccSubMulConst(inv, inv_s);
+            crate::simd::apply(op, t.modulus(), limb, tmp, &[], &[]);
+        };
+        let limb_op = |i: usize, limb: &mut [u64], tmp: &mut [u64]| {
+            conv.row(z, i, tmp, n);
+            combine(i, limb, tmp);
         };
         match bufs.get_mut(..q_len * n) {
-            Some(bufs) if crate::par::threads() > 1 => {
-                crate::par::chunks_mut_pair(qpart, bufs, n, limb_op);
+            // All rows at once (blocked over the coefficients), then limb by limb.
+            Some(bufs) => {
+                conv.rows_into(z, 0, bufs, n);
+                crate::par::chunks_mut_pair(qpart, bufs, n, combine);
             }
             _ => {
                 let tmp = bufs.get_mut(..n).unwrap_or_default();

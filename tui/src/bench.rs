@@ -59,7 +59,7 @@ pub struct CkksArgs {
     /// Number of key-switching digits.
     #[arg(long, default_value_t = 3)]
     pub dnum: usize,
-    /// Worker threads (a rayon pool of this size runs everything).
+    /// Threads: the size of rayon's global pool, which fhe-core's limb loops use.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Minimum number of timed repetitions per operation.
@@ -69,7 +69,8 @@ pub struct CkksArgs {
     #[arg(long)]
     pub json: bool,
     /// Measure the process CPU time instead of the wall clock (for comparing builds of
-    /// blindtuner on a loaded machine; not comparable with OpenFHE's wall-clock figures).
+    /// blindtuner on a loaded machine with one thread; not comparable with OpenFHE's
+    /// wall-clock figures).
     #[arg(long)]
     pub cpu_time: bool,
     /// Time only these operations (comma-separated keys, `_ms` optional; for profiling);
@@ -363,4 +364,40 @@ fn ckks(a: &CkksArgs) -> Result<()> {
         println!("load average {}", load.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhe_core::params::presets;
+
+    fn point(logn: u32, scale_bits: u32, first_mod_bits: u32, depth: usize) -> CkksArgs {
+        CkksArgs {
+            logn,
+            depth,
+            scale_bits,
+            first_mod_bits,
+            dnum: 3,
+            threads: 1,
+            reps: 1,
+            json: false,
+            cpu_time: false,
+            only: None,
+        }
+    }
+
+    /// The OpenFHE points of `compare.py` give exactly the named presets.
+    #[test]
+    fn openfhe_points_are_the_presets() {
+        for (a, preset) in [
+            (point(16, 50, 60, 24), presets::n16_openfhe()),
+            (point(15, 50, 60, 11), presets::n15()),
+            (point(14, 50, 60, 5), presets::n14()),
+            (point(13, 40, 50, 2), presets::n13()),
+        ] {
+            let lit = openfhe_literal(&a).unwrap();
+            assert_eq!(lit, preset, "logN {}", a.logn);
+            assert!(lit.validate().is_ok());
+        }
+    }
 }
