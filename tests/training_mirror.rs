@@ -151,7 +151,11 @@ fn mirror_tracks_exact_within_one_point_on_every_fixture() {
             );
         }
         let (first, last) = (r.val[0].1, r.val[5].1);
-        assert!(last < first, "{}: validation loss fell ({first} → {last})", fx.name());
+        assert!(
+            last < first,
+            "{}: validation loss fell ({first} → {last})",
+            fx.name()
+        );
         assert!(
             r.exact_acc > 0.6,
             "{}: exact training did not learn ({})",
@@ -258,6 +262,9 @@ fn early_stopping_ends_the_run_and_keeps_the_best_epoch() {
     assert!(r.epochs_run < 12, "patience 1 stopped the run early");
     let best = r.val.iter().map(|v| v.0).fold(f64::INFINITY, f64::min);
     let last = r.val.last().expect("epochs").0;
-    assert!(last > best - 0.01, "the last epoch did not improve by min_delta");
+    assert!(
+        last > best - 0.01,
+        "the last epoch did not improve by min_delta"
+    );
     assert!((r.exact_acc - r.mirror_acc).abs() <= 0.01);
 }
