@@ -13,12 +13,11 @@ use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Encoder, Precision};
 use fhe_core::encrypt::{decrypt, encrypt_sk};
 use fhe_core::keys::{EvalKeys, SecretKey};
-use fhe_core::params::{Params, presets};
-use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+use fhe_core::params::presets;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror};
-use trainer_core::ckks::{CkksBackend, Refresher};
+use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
@@ -26,27 +25,6 @@ use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::pack_chunks;
 use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, TrainConfig, Trainer};
-
-/// The hospital, in process: answers masked refresh requests with its secret key.
-struct LocalHospital {
-    params: Params,
-    sk: SecretKey,
-    rng: ChaCha20Rng,
-    requests: usize,
-}
-
-impl Refresher for LocalHospital {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
-        self.requests += 1;
-        // Cloud side: mask (values below 2^10 in magnitude, 40 statistical bits).
-        let bits = ct.scale.log2().ceil() as u32 + 10;
-        let (masked, m) = mask(&self.params, ct, bits, 40, &mut self.rng)?;
-        // Hospital side.
-        let fresh = reencrypt_masked(&self.params, &self.sk, &masked, &mut self.rng)?;
-        // Cloud side.
-        unmask(&self.params, fresh, &m)
-    }
-}
 
 #[test]
 fn encrypted_steps_track_the_mirror_to_12_bits() {
@@ -61,12 +39,15 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let sk = SecretKey::generate(&params, &mut rng).expect("sk");
     let keys = EvalKeys::generate(&sk, &l.all_steps(), false, &mut rng).expect("keys");
-    let hospital = LocalHospital {
-        params: params.clone(),
-        sk: SecretKey::from_coeffs(&params, sk.coeffs()).expect("sk copy"),
-        rng: ChaCha20Rng::seed_from_u64(8),
-        requests: 0,
-    };
+    let hospital = MaskedRefresh::new(
+        &params,
+        ChaCha20Rng::seed_from_u64(9),
+        LocalHospital::new(
+            &params,
+            SecretKey::from_coeffs(&params, sk.coeffs()).expect("sk copy"),
+            ChaCha20Rng::seed_from_u64(8),
+        ),
+    );
     let ckks = CkksBackend::new(&params, Arc::new(keys), hospital).expect("backend");
     let top = ckks.top_level();
     let fresh_scale = ckks.scale_at(top);
@@ -137,7 +118,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         eprintln!("step {step}: {:?}", r_enc.ops);
     }
     assert!(
-        be_enc.inner.refresher_mut().requests > 0,
+        be_enc.inner.refresher_mut().transport.answered > 0,
         "the run exercised the refresh protocol"
     );
 
