@@ -1,0 +1,707 @@
+//! The hospital's commands: `keygen`, `encrypt`, `decrypt`, `evaluate`, `refresh`.
+//!
+//! The hospital directory (`--hospital DIR`) holds `secret.key` (owner-only), `params.bltn`,
+//! `stats.bltn` and, for the cloud, `public.keys` and `eval.keys`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fhe_core::ciphertext::Ciphertext;
+use fhe_core::encoding::Encoder;
+use fhe_core::encrypt::{decrypt, encrypt_sk};
+use fhe_core::format::WireObject;
+use fhe_core::keys::{EvalKeys, PublicKey, SecretKey};
+use fhe_core::math::canonical_scales;
+use fhe_core::params::Params;
+use fhe_core::refresh::reencrypt_masked;
+use fhe_core::wire::ObjectKind;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use trainer_core::data::{Dataset, Standardizer};
+use trainer_core::exact::Model;
+use trainer_core::layout::Layout;
+use trainer_core::session::{self, EarlyStopping, Verdict};
+use zeroize::Zeroizing;
+
+use crate::files::{
+    self, ChunksWire, DatasetWire, EncModelWire, ModelWire, RequestBody, ResponseBody, StatsWire,
+};
+use crate::presets;
+
+/// File names inside the hospital directory.
+pub const SECRET_KEY: &str = "secret.key";
+pub const PARAMS: &str = "params.bltn";
+pub const PUBLIC_KEY: &str = "public.keys";
+pub const EVAL_KEYS: &str = "eval.keys";
+pub const STATS: &str = "stats.bltn";
+
+/// Options of `blindtuner keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Hospital directory to create the keys in.
+    #[arg(long, default_value = "hospital")]
+    pub out: PathBuf,
+    /// Training parameter preset, all 128-bit secure: n15_train (N = 2^15, 16 levels, the
+    /// default), n14_train (N = 2^14, 7 levels: smaller keys, more refreshes), n16_train
+    /// (N = 2^16, 30 levels: the production point).
+    #[arg(long, default_value = "n15_train")]
+    pub preset: String,
+    /// Use the INSECURE N = 2^11 test preset instead (tests only; never with real data).
+    #[arg(long, hide = true)]
+    pub insecure_test_preset: bool,
+    /// Features file whose dimension and class count the rotation keys are made for.
+    #[arg(long, conflicts_with_all = ["dim", "classes"])]
+    pub features: Option<PathBuf>,
+    /// Feature dimension (instead of --features).
+    #[arg(long, requires = "classes")]
+    pub dim: Option<usize>,
+    /// Class count (instead of --features).
+    #[arg(long, requires = "dim")]
+    pub classes: Option<usize>,
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `blindtuner encrypt`.
+#[derive(Args, Debug)]
+pub struct EncryptArgs {
+    /// The hospital directory (secret.key, params.bltn).
+    #[arg(long, default_value = "hospital")]
+    pub hospital: PathBuf,
+    /// Features file (from `blindtuner extract`), or a fixture name: blood, organa, mnist.
+    #[arg(long)]
+    pub features: String,
+    /// Split to train on.
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    /// Split for the encrypted validation loss (`none` to send none).
+    #[arg(long, default_value = "val")]
+    pub val_split: String,
+    /// Use at most this many training samples (after shuffling).
+    #[arg(long)]
+    pub max_train: Option<usize>,
+    /// Use at most this many validation samples.
+    #[arg(long)]
+    pub max_val: Option<usize>,
+    /// Seed of the hospital's sample shuffle.
+    #[arg(long, default_value_t = 1)]
+    pub shuffle_seed: u64,
+    /// Output EncryptedDataset (for the cloud).
+    #[arg(long, default_value = "dataset.bltn")]
+    pub out: PathBuf,
+}
+
+/// Options of `blindtuner decrypt`.
+#[derive(Args, Debug)]
+pub struct DecryptArgs {
+    /// The hospital directory.
+    #[arg(long, default_value = "hospital")]
+    pub hospital: PathBuf,
+    /// EncryptedModel from the cloud.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output Model file (plaintext weights; stays at the hospital).
+    #[arg(long, default_value = "model.bltn")]
+    pub out: PathBuf,
+}
+
+/// Options of `blindtuner evaluate`.
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// Model file (from `decrypt`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Features file, or a fixture name: blood, organa, mnist.
+    #[arg(long)]
+    pub features: String,
+    /// Split to evaluate on.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `blindtuner refresh`.
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// The hospital directory.
+    #[arg(long, default_value = "hospital")]
+    pub hospital: PathBuf,
+    /// Exchange directory shared with the cloud: answer every `*.req` with a `*.resp`.
+    #[arg(long)]
+    pub watch: PathBuf,
+    /// Exit after this many seconds without a request (default: run until killed, or until a
+    /// file named `stop` appears in the exchange directory).
+    #[arg(long)]
+    pub idle_exit: Option<f64>,
+}
+
+/// Loads the hospital's parameters and secret key.
+pub fn load_keys(dir: &Path) -> Result<(Params, SecretKey)> {
+    let pp = dir.join(PARAMS);
+    let params = files::params_from(&pp, &files::read(&pp)?)?;
+    let sp = dir.join(SECRET_KEY);
+    let bytes = Zeroizing::new(files::read(&sp)?);
+    let sk = SecretKey::from_bytes(&params, &bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
+    Ok((params, sk))
+}
+
+/// Loads a features file, or an embedded fixture by name.
+pub fn load_features(spec: &str) -> Result<extractor::features::Features> {
+    let path = Path::new(spec);
+    if !path.exists()
+        && let Some(d) = extractor::fixtures::Dataset::from_name(spec)
+    {
+        return extractor::fixtures::load(d)
+            .map_err(|e| anyhow::anyhow!("embedded fixture {spec}: {e}"));
+    }
+    extractor::features::Features::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The split `name` of a features file as a trainer dataset.
+pub fn split(f: &extractor::features::Features, name: &str) -> Result<Dataset> {
+    let s = f.split(name).with_context(|| {
+        format!(
+            "no split {name:?} in the features (it has {})",
+            f.split_names().join(", ")
+        )
+    })?;
+    let x: Vec<f64> = s.values.to_f32().into_iter().map(f64::from).collect();
+    Dataset::new(
+        f.dim,
+        f.class_names.len(),
+        x,
+        s.labels.iter().map(|&l| l as usize).collect(),
+    )
+    .map_err(|e| anyhow::anyhow!("split {name}: {e}"))
+}
+
+/// The first `n` rows of `order` as a new dataset (order kept).
+pub fn subset(d: &Dataset, order: &[usize]) -> Result<Dataset> {
+    let mut x = Vec::with_capacity(order.len() * d.features());
+    let mut y = Vec::with_capacity(order.len());
+    for &i in order {
+        x.extend_from_slice(d.row(i));
+        y.push(d.label(i));
+    }
+    Dataset::new(d.features(), d.classes(), x, y).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The standardiser the hospital fits (scale `1/√d`, docs/TRAINING.md).
+pub fn fit_standardizer(train: &Dataset) -> Standardizer {
+    Standardizer::fit(train, 1.0 / (train.features() as f64).sqrt())
+}
+
+fn os_rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_os_rng()
+}
+
+/// Keys for `params` and the layout of `dim` features, `classes` classes.
+pub fn generate_keys(
+    params: &Params,
+    dim: usize,
+    classes: usize,
+    rng: &mut ChaCha20Rng,
+) -> Result<(SecretKey, PublicKey, EvalKeys, Layout)> {
+    let layout = Layout::new(params.max_slots(), dim, classes)
+        .map_err(|e| anyhow::anyhow!("layout for {dim} features, {classes} classes: {e}"))?;
+    let sk = SecretKey::generate(params, rng)?;
+    let pk = PublicKey::generate(&sk, rng)?;
+    let keys = EvalKeys::generate(&sk, &layout.all_steps(), false, rng)?;
+    Ok((sk, pk, keys, layout))
+}
+
+pub fn keygen(a: &KeygenArgs) -> Result<()> {
+    let name = if a.insecure_test_preset {
+        presets::INSECURE_TEST
+    } else {
+        a.preset.as_str()
+    };
+    if name == presets::INSECURE_TEST && !a.insecure_test_preset {
+        bail!("{name} is insecure: it is only available through --insecure-test-preset");
+    }
+    let params = presets::params(name)?;
+    let (dim, classes) = match (&a.features, a.dim, a.classes) {
+        (Some(f), _, _) => {
+            let f = load_features(&f.to_string_lossy())?;
+            (f.dim, f.class_names.len())
+        }
+        (None, Some(d), Some(c)) => (d, c),
+        _ => bail!("give --features FILE, or --dim and --classes"),
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let sk_path = a.out.join(SECRET_KEY);
+    if sk_path.exists() && !a.force {
+        bail!(
+            "{} exists; refusing to overwrite a secret key (use --force)",
+            sk_path.display()
+        );
+    }
+    let t0 = Instant::now();
+    let mut rng = os_rng();
+    let (sk, pk, keys, layout) = generate_keys(&params, dim, classes, &mut rng)?;
+    let sk_bytes = sk.to_bytes(&params)?;
+    files::write_atomic(&sk_path, &sk_bytes, true)?;
+    files::write_atomic(&a.out.join(PARAMS), &params.to_bytes()?, false)?;
+    let pk_bytes = pk.to_bytes(&params)?;
+    files::write_atomic(&a.out.join(PUBLIC_KEY), &pk_bytes, false)?;
+    let ek_bytes = keys.to_bytes(&params)?;
+    files::write_atomic(&a.out.join(EVAL_KEYS), &ek_bytes, false)?;
+    println!(
+        "keygen: preset {name} ({}), N = 2^{}, {} levels, {} rotation keys for {} features × {} classes ({:.1} s)",
+        presets::security_name(&params),
+        params.log_n(),
+        params.max_level(),
+        keys.galois.len(),
+        dim,
+        classes,
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {} (hospital only, mode 0600)\n  {}\n  {} ({})\n  {} ({}) → give params.bltn and eval.keys to the cloud",
+        sk_path.display(),
+        a.out.join(PARAMS).display(),
+        a.out.join(PUBLIC_KEY).display(),
+        files::human(pk_bytes.len()),
+        a.out.join(EVAL_KEYS).display(),
+        files::human(ek_bytes.len())
+    );
+    let _ = layout;
+    Ok(())
+}
+
+/// Encrypts packed vectors at the fresh level with the canonical scale.
+pub struct Encryptor<'a> {
+    pub params: &'a Params,
+    pub sk: &'a SecretKey,
+    pub encoder: Encoder,
+    pub level: usize,
+    pub scale: f64,
+}
+
+impl<'a> Encryptor<'a> {
+    pub fn new(params: &'a Params, sk: &'a SecretKey) -> Result<Self> {
+        let level = params.max_level().saturating_sub(1);
+        let scales = canonical_scales(params.q(), params.scale());
+        let scale = scales.get(level).copied().unwrap_or(params.scale());
+        Ok(Self {
+            params,
+            sk,
+            encoder: Encoder::new(params, params.max_slots())?,
+            level,
+            scale,
+        })
+    }
+
+    pub fn encrypt(&self, v: &[f64], rng: &mut ChaCha20Rng) -> Result<Ciphertext> {
+        let pt = self.encoder.encode_at(v, self.scale, self.level)?;
+        Ok(encrypt_sk(self.params, self.sk, &pt, rng)?)
+    }
+
+    pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<f64>> {
+        Ok(self.encoder.decode(&decrypt(self.params, self.sk, ct)?)?)
+    }
+}
+
+/// Packs and encrypts `data` (already standardised) in the given order.
+pub fn encrypt_chunks(
+    enc: &Encryptor<'_>,
+    layout: &Layout,
+    data: &Dataset,
+    order: &[usize],
+    rng: &mut ChaCha20Rng,
+) -> Result<ChunksWire> {
+    let packed = session::pack_chunks(layout, data, order);
+    let mut out = ChunksWire::default();
+    for ((x, y), &r) in packed.x.iter().zip(&packed.y).zip(&packed.rows) {
+        out.x.push(enc.encrypt(x, rng)?.to_bytes(enc.params)?);
+        out.y.push(enc.encrypt(y, rng)?.to_bytes(enc.params)?);
+        out.rows.push(u32::try_from(r)?);
+    }
+    Ok(out)
+}
+
+pub fn encrypt(a: &EncryptArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let (params, sk) = load_keys(&a.hospital)?;
+    let f = load_features(&a.features)?;
+    let train_all = split(&f, &a.train_split)?;
+    let order = session::shuffled(train_all.len(), a.shuffle_seed);
+    let take = a.max_train.unwrap_or(order.len()).min(order.len());
+    let train = subset(&train_all, order.get(..take).unwrap_or_default())?;
+    let stdz = fit_standardizer(&train);
+    let train = stdz.apply(&train);
+    let val = if a.val_split == "none" {
+        None
+    } else {
+        let v = split(&f, &a.val_split)?;
+        let o = session::shuffled(v.len(), a.shuffle_seed ^ 0x7661_6c);
+        let n = a.max_val.unwrap_or(o.len()).min(o.len());
+        Some(stdz.apply(&subset(&v, o.get(..n).unwrap_or_default())?))
+    };
+    let layout = Layout::new(params.max_slots(), train.features(), train.classes())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let enc = Encryptor::new(&params, &sk)?;
+    let mut rng = os_rng();
+    let identity = |n: usize| (0..n).collect::<Vec<_>>();
+    let train_ct = encrypt_chunks(&enc, &layout, &train, &identity(train.len()), &mut rng)?;
+    let val_ct = match &val {
+        Some(v) => encrypt_chunks(&enc, &layout, v, &identity(v.len()), &mut rng)?,
+        None => ChunksWire::default(),
+    };
+    let wire = DatasetWire {
+        params: params.to_bytes()?,
+        features: u32::try_from(train.features())?,
+        classes: u32::try_from(train.classes())?,
+        train: train_ct,
+        val: val_ct,
+    };
+    let bytes = files::seal(ObjectKind::EncryptedDataset, params.fingerprint(), &wire)?;
+    files::write_atomic(&a.out, &bytes, false)?;
+    let stats = StatsWire {
+        source: a.features.clone(),
+        class_names: f.class_names.clone(),
+        mean: stdz.mean.clone(),
+        std: stdz.std.clone(),
+        scale: stdz.scale,
+        train_samples: train.len() as u64,
+        val_samples: val.as_ref().map_or(0, |v| v.len() as u64),
+    };
+    let stats_path = a.hospital.join(STATS);
+    files::write_atomic(
+        &stats_path,
+        &files::seal(ObjectKind::Stats, params.fingerprint(), &stats)?,
+        true,
+    )?;
+    println!(
+        "encrypt: {} train + {} validation samples of {} ({} features, {} classes) in {} + {} chunks of {} rows → {} ({}, {:.1} s); statistics kept in {}",
+        train.len(),
+        stats.val_samples,
+        a.features,
+        train.features(),
+        train.classes(),
+        wire.train.rows.len(),
+        wire.val.rows.len(),
+        layout.rows,
+        a.out.display(),
+        files::human(bytes.len()),
+        t0.elapsed().as_secs_f64(),
+        stats_path.display()
+    );
+    Ok(())
+}
+
+/// Decrypts the weight diagonals into a model.
+pub fn decrypt_model(enc: &Encryptor<'_>, layout: &Layout, w: &[Ciphertext]) -> Result<Vec<f64>> {
+    let diags = w
+        .iter()
+        .map(|c| enc.decrypt(c))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(layout.unpack_w(&diags))
+}
+
+pub fn decrypt_cmd(a: &DecryptArgs) -> Result<()> {
+    let (params, sk) = load_keys(&a.hospital)?;
+    let bytes = files::read(&a.model)?;
+    let (_, m): (_, EncModelWire) = files::open(
+        &a.model,
+        &bytes,
+        ObjectKind::EncryptedModel,
+        Some(params.fingerprint()),
+    )?;
+    let sp = a.hospital.join(STATS);
+    let (_, stats): (_, StatsWire) = files::open(
+        &sp,
+        &files::read(&sp)?,
+        ObjectKind::Stats,
+        Some(params.fingerprint()),
+    )?;
+    let layout = Layout::new(params.max_slots(), m.features as usize, m.classes as usize)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.model.display()))?;
+    if m.w.len() != layout.c_pad {
+        bail!(
+            "{}: {} weight ciphertexts, the layout needs {}",
+            a.model.display(),
+            m.w.len(),
+            layout.c_pad
+        );
+    }
+    let w = files::cts_from_bytes(&a.model, &params, "weight", &m.w)?;
+    let enc = Encryptor::new(&params, &sk)?;
+    let weights = decrypt_model(&enc, &layout, &w)?;
+    let model = ModelWire {
+        features: m.features,
+        classes: m.classes,
+        w: weights,
+        stats,
+        steps: m.steps,
+    };
+    files::write_atomic(&a.out, &files::seal(ObjectKind::Model, 0, &model)?, true)?;
+    println!(
+        "decrypt: {} ({} steps, {} epochs) → {}",
+        a.model.display(),
+        m.steps,
+        m.epochs,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Accuracy, per-class accuracy, confusion matrix and loss of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    pub accuracy: f64,
+    pub loss: f64,
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
+    pub samples: usize,
+}
+
+/// Metrics of `model` on a standardised dataset.
+pub fn metrics(model: &Model, data: &Dataset) -> Metrics {
+    let c = model.classes;
+    let mut confusion = vec![vec![0u64; c]; c];
+    for i in 0..data.len() {
+        let p = model.predict(data.row(i));
+        if let Some(cell) = confusion.get_mut(data.label(i)).and_then(|r| r.get_mut(p)) {
+            *cell += 1;
+        }
+    }
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(k, row)| {
+            let n: u64 = row.iter().sum();
+            if n == 0 {
+                0.0
+            } else {
+                row.get(k).copied().unwrap_or(0) as f64 / n as f64
+            }
+        })
+        .collect();
+    Metrics {
+        accuracy: model.accuracy(data),
+        loss: model.loss(data),
+        per_class,
+        confusion,
+        samples: data.len(),
+    }
+}
+
+pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
+    let bytes = files::read(&a.model)?;
+    let (_, m): (_, ModelWire) = files::open(&a.model, &bytes, ObjectKind::Model, None)?;
+    let f = load_features(&a.features)?;
+    if f.dim != m.features as usize || f.class_names.len() != m.classes as usize {
+        bail!(
+            "{}: the model has {} features × {} classes, the features {} × {}",
+            a.model.display(),
+            m.features,
+            m.classes,
+            f.dim,
+            f.class_names.len()
+        );
+    }
+    let stdz = Standardizer {
+        mean: m.stats.mean.clone(),
+        std: m.stats.std.clone(),
+        scale: m.stats.scale,
+    };
+    let data = stdz.apply(&split(&f, &a.split)?);
+    let model = Model {
+        classes: m.classes as usize,
+        features: m.features as usize,
+        w: m.w.clone(),
+    };
+    let r = metrics(&model, &data);
+    if a.json {
+        let v = serde_json::json!({
+            "split": a.split, "samples": r.samples, "accuracy": r.accuracy, "loss": r.loss,
+            "per_class": r.per_class, "confusion": r.confusion, "classes": m.stats.class_names,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "evaluate: {} on split {:?} of {} ({} samples)",
+        a.model.display(),
+        a.split,
+        a.features,
+        r.samples
+    );
+    println!(
+        "accuracy {:.2} %   cross-entropy {:.4}",
+        r.accuracy * 100.0,
+        r.loss
+    );
+    println!("{:<24} {:>9}", "class", "accuracy");
+    for (k, acc) in r.per_class.iter().enumerate() {
+        let name = m.stats.class_names.get(k).map_or("?", String::as_str);
+        println!("{:<24} {:>8.1}%", truncate(name, 24), acc * 100.0);
+    }
+    println!("confusion matrix (rows: true class, columns: predicted)");
+    for row in &r.confusion {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
+        println!("{}", cells.join(""));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// The hospital's side of the exchange: answers every request in `dir` once.
+pub struct Answerer {
+    pub params: Params,
+    pub sk: SecretKey,
+    pub rng: ChaCha20Rng,
+    pub stopping: Option<EarlyStopping>,
+    /// Verdicts already given, by epoch (a resumed cloud may ask again).
+    pub verdicts: std::collections::BTreeMap<u64, (f64, u8)>,
+    pub answered: u64,
+}
+
+impl Answerer {
+    pub fn new(params: Params, sk: SecretKey) -> Self {
+        Self {
+            params,
+            sk,
+            rng: os_rng(),
+            stopping: None,
+            verdicts: Default::default(),
+            answered: 0,
+        }
+    }
+
+    fn answer(&mut self, req: RequestBody) -> Result<ResponseBody> {
+        Ok(match req {
+            RequestBody::Refresh(b) => {
+                let ct = Ciphertext::from_bytes(&self.params, &b)?;
+                let fresh = reencrypt_masked(&self.params, &self.sk, &ct, &mut self.rng)?;
+                ResponseBody::Refreshed(fresh.to_bytes(&self.params)?)
+            }
+            RequestBody::ValidationLoss {
+                epoch,
+                patience,
+                min_delta,
+                ct,
+            } => {
+                if let Some(&(loss, verdict)) = self.verdicts.get(&epoch) {
+                    return Ok(ResponseBody::Verdict {
+                        epoch,
+                        loss,
+                        verdict,
+                    });
+                }
+                let ct = Ciphertext::from_bytes(&self.params, &ct)?;
+                let enc = Encryptor::new(&self.params, &self.sk)?;
+                let loss = enc.decrypt(&ct)?.first().copied().unwrap_or(f64::NAN);
+                let es = self.stopping.get_or_insert_with(|| {
+                    EarlyStopping::new(patience.map(|p| p as usize), min_delta)
+                });
+                let verdict = match es.observe(epoch as usize, loss) {
+                    Verdict::Improved => 0,
+                    Verdict::Worse => 1,
+                    Verdict::Stop => 2,
+                };
+                self.verdicts.insert(epoch, (loss, verdict));
+                ResponseBody::Verdict {
+                    epoch,
+                    loss,
+                    verdict,
+                }
+            }
+        })
+    }
+
+    /// Answers the pending requests in `dir`; returns how many.
+    pub fn poll(&mut self, dir: &Path) -> Result<usize> {
+        let mut reqs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "req")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        reqs.sort();
+        let mut n = 0;
+        for p in reqs {
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let body = match files::open::<RequestBody>(
+                &p,
+                &bytes,
+                ObjectKind::RefreshRequest,
+                Some(self.params.fingerprint()),
+            ) {
+                Ok((_, req)) => self
+                    .answer(req)
+                    .unwrap_or_else(|e| ResponseBody::Failed(format!("{e:#}"))),
+                Err(e) => ResponseBody::Failed(format!("{e:#}")),
+            };
+            if let ResponseBody::Verdict {
+                epoch,
+                loss,
+                verdict,
+            } = &body
+            {
+                eprintln!(
+                    "refresh: epoch {epoch}: validation loss {loss:.5} → {}",
+                    ["improved", "worse", "stop"]
+                        .get(*verdict as usize)
+                        .unwrap_or(&"?")
+                );
+            }
+            let resp = p.with_extension("resp");
+            let out = files::seal(
+                ObjectKind::RefreshResponse,
+                self.params.fingerprint(),
+                &body,
+            )?;
+            files::write_atomic(&resp, &out, false)?;
+            let _ = std::fs::remove_file(&p);
+            n += 1;
+            self.answered += 1;
+        }
+        Ok(n)
+    }
+}
+
+pub fn refresh(a: &RefreshArgs) -> Result<()> {
+    let (params, sk) = load_keys(&a.hospital)?;
+    std::fs::create_dir_all(&a.watch).with_context(|| format!("creating {}", a.watch.display()))?;
+    let mut ans = Answerer::new(params, sk);
+    eprintln!(
+        "refresh: answering masked refresh requests in {} (Ctrl-C to stop)",
+        a.watch.display()
+    );
+    let mut last = Instant::now();
+    loop {
+        if ans.poll(&a.watch)? > 0 {
+            last = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        if a.watch.join("stop").exists() {
+            break;
+        }
+        if let Some(s) = a.idle_exit
+            && last.elapsed().as_secs_f64() > s
+        {
+            break;
+        }
+    }
+    eprintln!("refresh: answered {} requests", ans.answered);
+    Ok(())
+}
