@@ -263,7 +263,7 @@ pub fn keygen(a: &KeygenArgs) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     println!(
-        "  {} (hospital only, mode 0600)\n  {}\n  {} ({})\n  {} ({}) → give params.bltn and eval.keys to the cloud",
+        "  {} (hospital only, mode 0600)\n  {}\n  {} ({})\n  {} ({}) → give eval.keys (and later dataset.bltn) to the cloud",
         sk_path.display(),
         a.out.join(PARAMS).display(),
         a.out.join(PUBLIC_KEY).display(),
