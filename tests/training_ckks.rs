@@ -1,4 +1,5 @@
 //! Encrypted training (CKKS backend, hospital-aided refresh) against the plaintext mirror,
+//! then the encrypted validation loss and encrypted inference (probabilities, scores, argmax),
 //! step by step, on BloodMNIST DeiT-tiny features from the fixtures. Toy (insecure) parameters
 //! keep it fast; the N = 2^16 run is a benchmark.
 
@@ -12,39 +13,18 @@ use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Encoder, Precision};
 use fhe_core::encrypt::{decrypt, encrypt_sk};
 use fhe_core::keys::{EvalKeys, SecretKey};
-use fhe_core::params::{Params, presets};
-use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+use fhe_core::params::presets;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror};
-use trainer_core::ckks::{CkksBackend, Refresher};
+use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
+use trainer_core::session::pack_chunks;
 use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, TrainConfig, Trainer};
-
-/// The hospital, in process: answers masked refresh requests with its secret key.
-struct LocalHospital {
-    params: Params,
-    sk: SecretKey,
-    rng: ChaCha20Rng,
-    requests: usize,
-}
-
-impl Refresher for LocalHospital {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
-        self.requests += 1;
-        // Cloud side: mask (values below 2^10 in magnitude, 40 statistical bits).
-        let bits = ct.scale.log2().ceil() as u32 + 10;
-        let (masked, m) = mask(&self.params, ct, bits, 40, &mut self.rng)?;
-        // Hospital side.
-        let fresh = reencrypt_masked(&self.params, &self.sk, &masked, &mut self.rng)?;
-        // Cloud side.
-        unmask(&self.params, fresh, &m)
-    }
-}
 
 #[test]
 fn encrypted_steps_track_the_mirror_to_12_bits() {
@@ -59,12 +39,15 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let sk = SecretKey::generate(&params, &mut rng).expect("sk");
     let keys = EvalKeys::generate(&sk, &l.all_steps(), false, &mut rng).expect("keys");
-    let hospital = LocalHospital {
-        params: params.clone(),
-        sk: SecretKey::from_coeffs(&params, sk.coeffs()).expect("sk copy"),
-        rng: ChaCha20Rng::seed_from_u64(8),
-        requests: 0,
-    };
+    let hospital = MaskedRefresh::new(
+        &params,
+        ChaCha20Rng::seed_from_u64(9),
+        LocalHospital::new(
+            &params,
+            SecretKey::from_coeffs(&params, sk.coeffs()).expect("sk copy"),
+            ChaCha20Rng::seed_from_u64(8),
+        ),
+    );
     let ckks = CkksBackend::new(&params, Arc::new(keys), hospital).expect("backend");
     let top = ckks.top_level();
     let fresh_scale = ckks.scale_at(top);
@@ -135,7 +118,66 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         eprintln!("step {step}: {:?}", r_enc.ops);
     }
     assert!(
-        be_enc.inner.refresher_mut().requests > 0,
+        be_enc.inner.refresher_mut().transport.answered > 0,
         "the run exercised the refresh protocol"
     );
+
+    // Encrypted validation loss (one number the hospital decrypts) and encrypted inference,
+    // with the encrypted weights, against the mirror.
+    let val = {
+        let v = split(&f, "val");
+        Standardizer::fit(&split(&f, "train"), 1.0 / (f.dim as f64).sqrt()).apply(&v)
+    };
+    let packed = pack_chunks(&l, &val, &(0..2 * l.rows).collect::<Vec<_>>());
+    let v_enc = packed.map(|v| encrypt(v.to_vec(), &mut rng));
+    let v_mir = packed.map(|v| mirror.vector(v.to_vec()));
+    let loss_enc = t_enc
+        .validation_loss(&mut be_enc, &s_enc.w, &v_enc)
+        .expect("encrypted validation")
+        .expect("chunks");
+    let loss_mir = t_mir
+        .validation_loss(&mut be_mir, &s_mir.w, &v_mir)
+        .expect("mirror validation")
+        .expect("chunks");
+    let dec = |ct: &Ciphertext| {
+        enc.decode(&decrypt(&params, &sk, ct).expect("decrypt"))
+            .expect("decode")
+    };
+    let got = dec(&loss_enc);
+    let err = (got[0] - loss_mir.values[0]).abs();
+    eprintln!(
+        "validation Brier: encrypted {} mirror {}",
+        got[0], loss_mir.values[0]
+    );
+    assert!(
+        err < 2f64.powi(-12),
+        "validation loss: encrypted {} vs mirror {}",
+        got[0],
+        loss_mir.values[0]
+    );
+    let (x_enc, x_mir) = (&v_enc.x[0], &v_mir.x[0]);
+    let rows = packed.rows[0];
+    let p_enc = t_enc
+        .predict(&mut be_enc, &s_enc.w, x_enc, rows)
+        .expect("encrypted inference");
+    let p_mir = t_mir
+        .predict(&mut be_mir, &s_mir.w, x_mir, rows)
+        .expect("mirror inference");
+    let p = Precision::of_real(&p_mir.values, &dec(&p_enc));
+    assert!(p.min_bits >= 12.0, "encrypted probabilities {p:?}");
+    let z_enc = t_enc
+        .scores(&mut be_enc, &s_enc.w, x_enc, rows)
+        .expect("encrypted scores");
+    let z_mir = t_mir
+        .scores(&mut be_mir, &s_mir.w, x_mir, rows)
+        .expect("mirror scores");
+    let z = dec(&z_enc);
+    let p = Precision::of_real(&z_mir.values, &z);
+    assert!(p.min_bits >= 12.0, "encrypted scores {p:?}");
+    // The hospital's argmax over the decrypted scores is the mirror's.
+    let argmax =
+        |v: &[f64], r: usize| trainer_core::exact::argmax(&v[r * l.block..r * l.block + l.c]);
+    for r in 0..rows {
+        assert_eq!(argmax(&z, r), argmax(&z_mir.values, r), "row {r}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The plaintext mirror against exact f64 softmax regression on the committed DeiT-tiny
 //! fixtures (same batches, same schedule): test accuracy within 1 point; and the mirror's
-//! operation counts per step equal the predicted formulas.
+//! operation counts per step equal the predicted formulas; epochs, validation loss and early
+//! stopping through `trainer_core::session`.
 
 mod common;
 
@@ -12,27 +13,11 @@ use trainer_core::exact::{self, Model};
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
+use trainer_core::session::{Plan, Verdict, pack_chunks, shuffled};
 use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, TrainConfig, Trainer, predicted_step_ops};
 
 const SLOTS: usize = 1 << 15;
-
-/// Deterministic shuffled mini-batches per epoch.
-fn epochs(n: usize, batch: usize, count: u64) -> Vec<Vec<Vec<usize>>> {
-    (0..count)
-        .map(|e| {
-            let mut idx: Vec<usize> = (0..n).collect();
-            let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ (e + 1);
-            for i in (1..n).rev() {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                idx.swap(i, (s % (i as u64 + 1)) as usize);
-            }
-            idx.chunks(batch).map(<[usize]>::to_vec).collect()
-        })
-        .collect()
-}
 
 fn pack_batch(
     l: &Layout,
@@ -57,24 +42,29 @@ struct Run {
     exact_acc: f64,
     mirror_acc: f64,
     max_logit: f64,
+    /// Per epoch: the mirror's validation Brier score (computed as the encrypted run does) and
+    /// the exact Brier score of the mirror's model.
+    val: Vec<(f64, f64)>,
+    epochs_run: usize,
 }
 
-fn run(fx: Fx, n_epochs: u64) -> Run {
+fn run(fx: Fx, plan: Plan) -> Run {
     let f = load(fx).expect("fixture");
-    let (train, test) = (split(&f, "train"), split(&f, "test"));
+    let (train, val, test) = (split(&f, "train"), split(&f, "val"), split(&f, "test"));
     let st = Standardizer::fit(&train, 1.0 / (f.dim as f64).sqrt());
-    let (tr, te) = (st.apply(&train), st.apply(&test));
-    let batch = 256;
+    let (tr, va, te) = (st.apply(&train), st.apply(&val), st.apply(&test));
     let schedule = Schedule {
         learning_rate: 1.0,
         decay: 0.0,
         momentum: Some(0.9),
     };
-    let plan = epochs(tr.len(), batch, n_epochs);
-    let exact_model = exact::train(&tr, &plan, &schedule).pop().expect("model");
-
     let l = Layout::new(SLOTS, tr.features(), tr.classes()).expect("layout");
+    // Hospital: shuffle once, pack into chunks ("encrypt" = mirror vectors).
+    let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), plan.seed));
+    let packed_val = pack_chunks(&l, &va, &(0..va.len()).collect::<Vec<_>>());
     let mirror = Mirror::new(SLOTS, 24);
+    let chunks = packed.map(|v| mirror.vector(v.to_vec()));
+    let val_chunks = packed_val.map(|v| mirror.vector(v.to_vec()));
     let mut trainer = Trainer::new(
         l,
         TrainConfig {
@@ -84,37 +74,87 @@ fn run(fx: Fx, n_epochs: u64) -> Run {
     );
     let mut state = trainer.zero_state(|v| mirror.vector(v));
     let mut be = AutoRefresh::new(mirror.clone(), 2);
-    for batches in &plan {
-        for idx in batches {
-            let b = pack_batch(&l, &mirror, &tr, idx);
-            trainer.step(&mut be, &mut state, &b).expect("step");
+    let mut stopping = plan.early_stopping();
+    let mut best = state.w.clone();
+    let mut exact_epochs = Vec::new();
+    let mut val_losses = Vec::new();
+    let model_of = |w: &[trainer_core::backend::MirrorVector]| {
+        let diags: Vec<Vec<f64>> = w.iter().map(|v| v.values.clone()).collect();
+        Model {
+            classes: tr.classes(),
+            features: tr.features(),
+            w: l.unpack_w(&diags),
+        }
+    };
+    for epoch in 0..plan.epochs {
+        // Cloud: permute the chunks, step through the mini-batches.
+        for idx in plan.epoch_batches(chunks.len(), epoch) {
+            trainer
+                .step(&mut be, &mut state, &chunks.batch(&idx))
+                .expect("step");
+        }
+        exact_epochs.push(plan.sample_batches(&packed, epoch));
+        // Cloud: validation loss; hospital: decrypt one number, decide.
+        let v = trainer
+            .validation_loss(&mut be, &state.w, &val_chunks)
+            .expect("validation")
+            .expect("validation chunks");
+        let loss = v.values[0];
+        val_losses.push((loss, model_of(&state.w).brier(&va)));
+        match stopping.observe(epoch, loss) {
+            Verdict::Improved => best = state.w.clone(),
+            Verdict::Worse => {}
+            Verdict::Stop => break,
         }
     }
-    let diags: Vec<Vec<f64>> = state.w.iter().map(|v| v.values.clone()).collect();
-    let model = Model {
-        classes: tr.classes(),
-        features: tr.features(),
-        w: l.unpack_w(&diags),
-    };
+    let exact_model = exact::train(&tr, &exact_epochs, &schedule)
+        .into_iter()
+        .nth(stopping.best_epoch)
+        .expect("model");
+    let model = model_of(&best);
     Run {
         exact_acc: exact_model.accuracy(&te),
         mirror_acc: model.accuracy(&te),
         max_logit: exact_model
             .max_abs_logit(&te)
             .max(exact_model.max_abs_logit(&tr)),
+        val: val_losses,
+        epochs_run: exact_epochs.len(),
     }
 }
 
 #[test]
 fn mirror_tracks_exact_within_one_point_on_every_fixture() {
     for fx in [Fx::Blood, Fx::OrganA, Fx::Mnist] {
-        let r = run(fx, 6);
+        let plan = Plan {
+            epochs: 6,
+            chunks_per_batch: 2,
+            seed: 11,
+            patience: None,
+            min_delta: 0.0,
+        };
+        let r = run(fx, plan);
         eprintln!(
-            "{:<7} exact {:.4} mirror {:.4} (max |logit| {:.1})",
+            "{:<7} exact {:.4} mirror {:.4} (max |logit| {:.1}); validation Brier per epoch {:?}",
             fx.name(),
             r.exact_acc,
             r.mirror_acc,
-            r.max_logit
+            r.max_logit,
+            r.val
+        );
+        assert_eq!(r.epochs_run, 6, "no patience: every epoch runs");
+        for (e, (approx, exact)) in r.val.iter().enumerate() {
+            assert!(
+                (approx - exact).abs() < 2e-3,
+                "{} epoch {e}: validation Brier {approx} (approximate softmax) vs {exact}",
+                fx.name()
+            );
+        }
+        let (first, last) = (r.val[0].1, r.val[5].1);
+        assert!(
+            last < first,
+            "{}: validation loss fell ({first} → {last})",
+            fx.name()
         );
         assert!(
             r.exact_acc > 0.6,
@@ -203,4 +243,28 @@ fn mirror_weights_equal_exact_nag_weights_step_by_step() {
             .fold(0.0, f64::max);
         assert!(err < 1e-6, "step {steps}: max weight difference {err:e}");
     }
+}
+
+#[test]
+fn early_stopping_ends_the_run_and_keeps_the_best_epoch() {
+    // The validation loss flattens after a few epochs; with patience 1, the first epoch that
+    // improves it by less than min_delta ends the run before its 12 epochs, and the kept model
+    // is the best epoch's (the exact reference is taken at that same epoch).
+    let plan = Plan {
+        epochs: 12,
+        chunks_per_batch: 1,
+        seed: 3,
+        patience: Some(1),
+        min_delta: 0.01,
+    };
+    let r = run(Fx::Blood, plan);
+    eprintln!("stopped after {} epochs: {:?}", r.epochs_run, r.val);
+    assert!(r.epochs_run < 12, "patience 1 stopped the run early");
+    let best = r.val.iter().map(|v| v.0).fold(f64::INFINITY, f64::min);
+    let last = r.val.last().expect("epochs").0;
+    assert!(
+        last > best - 0.01,
+        "the last epoch did not improve by min_delta"
+    );
+    assert!((r.exact_acc - r.mirror_acc).abs() <= 0.01);
 }

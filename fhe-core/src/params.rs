@@ -445,6 +445,25 @@ pub mod presets {
         }
     }
 
+    /// Small training preset, **128-bit secure** (log QP = 412 ≤ 438): N = 2^14 (8192 slots),
+    /// scale 2^42, q_0 of 58 bits, 7 scale-tracking rescaling primes near 2^42, P = 1 × 60
+    /// bits, dnum 8 (one prime per digit). Few levels: meant for the hospital-aided refresh,
+    /// which brings a ciphertext back to level 6 every few multiplications at little cost.
+    pub fn n14_train() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 14,
+            q: Moduli::ScaleTracking {
+                first_bits: 58,
+                levels: 7,
+            },
+            p: Moduli::Bits(alloc::vec![60]),
+            log_scale: 42.0,
+            dnum: 8,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
     /// **128-bit secure** (log QP ≈ 850 ≤ 881): N = 2^15, q_0 60 bits, 11 × 50 bits, scale
     /// 2^50, dnum 3, P = 4 × 60 bits (OpenFHE's logN 15 point).
     pub fn n15() -> ParamsLiteral {
@@ -533,10 +552,11 @@ pub mod presets {
     }
 
     /// Every named preset with its name, secure ones first.
-    pub fn all() -> [(&'static str, ParamsLiteral); 8] {
+    pub fn all() -> [(&'static str, ParamsLiteral); 9] {
         [
             ("n16_train", n16_train()),
             ("n16_openfhe", n16_openfhe()),
+            ("n14_train", n14_train()),
             ("n15", n15()),
             ("n14", n14()),
             ("n13", n13()),

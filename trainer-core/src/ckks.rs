@@ -20,8 +20,11 @@ use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Complex, Encoder, Plaintext};
 use fhe_core::eval::{EvalScratch, Evaluator};
 use fhe_core::keys::EvalKeys;
+use fhe_core::keys::SecretKey;
 use fhe_core::math::canonical_scales;
 use fhe_core::params::Params;
+use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+use rand_core::{CryptoRng, RngCore};
 
 use crate::backend::{Backend, OpCounts, PlainId};
 
@@ -30,6 +33,94 @@ use crate::backend::{Backend, OpCounts, PlainId};
 pub trait Refresher {
     /// A top-level encryption of the same values at the same scale.
     fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error>;
+}
+
+/// How masked refresh requests reach the hospital and come back: in process
+/// ([`LocalHospital`]), through files, or over a socket.
+pub trait Transport {
+    /// The hospital's answer to one masked ciphertext: a fresh top-level encryption of the
+    /// same (masked) values ([`fhe_core::refresh::reencrypt_masked`]).
+    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, Error>;
+}
+
+/// The cloud's side of the hospital-aided refresh ([`fhe_core::refresh`]): mask the
+/// ciphertext with a fresh uniform mask of `message_bits + stat_bits + log2 N` bits, send it
+/// through the transport, unmask the answer.
+#[derive(Debug)]
+pub struct MaskedRefresh<R, T> {
+    params: Params,
+    rng: R,
+    /// Statistical security of the mask, in bits (λ).
+    pub stat_bits: u32,
+    /// Bound on `|message| / scale`, in bits: the mask covers `log2(scale) + margin_bits`.
+    pub margin_bits: u32,
+    /// The way to the hospital.
+    pub transport: T,
+    /// Requests sent so far.
+    pub requests: u64,
+}
+
+impl<R: RngCore + CryptoRng, T: Transport> MaskedRefresh<R, T> {
+    /// λ = 40 statistical bits and values below `2^10` in magnitude (the trainer's values are
+    /// probabilities, standardised features and weights).
+    pub fn new(params: &Params, rng: R, transport: T) -> Self {
+        Self {
+            params: params.clone(),
+            rng,
+            stat_bits: 40,
+            margin_bits: 10,
+            transport,
+            requests: 0,
+        }
+    }
+}
+
+impl<R: RngCore + CryptoRng, T: Transport> Refresher for MaskedRefresh<R, T> {
+    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.requests += 1;
+        let bits = libm::ceil(libm::log2(ct.scale)) as u32 + self.margin_bits;
+        let (masked, m) = mask(&self.params, ct, bits, self.stat_bits, &mut self.rng)?;
+        let fresh = self.transport.reencrypt(&masked)?;
+        unmask(&self.params, fresh, &m)
+    }
+}
+
+/// The hospital in the same process (demos, tests, benchmarks): answers masked requests with
+/// its secret key. It sees only masked values.
+pub struct LocalHospital<R> {
+    params: Params,
+    sk: SecretKey,
+    rng: R,
+    /// Requests answered.
+    pub answered: u64,
+}
+
+impl<R> core::fmt::Debug for LocalHospital<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalHospital")
+            .field("params", &self.params.fingerprint())
+            .field("answered", &self.answered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: RngCore + CryptoRng> LocalHospital<R> {
+    /// The hospital with its secret key.
+    pub fn new(params: &Params, sk: SecretKey, rng: R) -> Self {
+        Self {
+            params: params.clone(),
+            sk,
+            rng,
+            answered: 0,
+        }
+    }
+}
+
+impl<R: RngCore + CryptoRng> Transport for LocalHospital<R> {
+    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.answered += 1;
+        reencrypt_masked(&self.params, &self.sk, masked, &mut self.rng)
+    }
 }
 
 /// The CKKS backend.

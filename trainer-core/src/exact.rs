@@ -56,6 +56,27 @@ impl Model {
         correct as f64 / data.len() as f64
     }
 
+    /// Mean Brier score `(1/n) Σ Σ_k (p_k − y_k)²` on a dataset (the validation loss the
+    /// encrypted run computes, here with the exact softmax).
+    pub fn brier(&self, data: &Dataset) -> f64 {
+        let mut z = alloc::vec![0.0; self.classes];
+        let mut total = 0.0;
+        for i in 0..data.len() {
+            self.logits(data.row(i), &mut z);
+            softmax(&mut z);
+            let y = data.label(i);
+            total += z
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let d = p - if k == y { 1.0 } else { 0.0 };
+                    d * d
+                })
+                .sum::<f64>();
+        }
+        total / data.len().max(1) as f64
+    }
+
     /// Mean cross-entropy loss on a dataset.
     pub fn loss(&self, data: &Dataset) -> f64 {
         let mut z = alloc::vec![0.0; self.classes];

@@ -7,6 +7,7 @@
 //! - [`softmax`]: the polynomial softmax approximation, every constant named;
 //! - [`train`]: the Nesterov step on a packed mini-batch, encrypted inference, predicted op counts;
 //! - [`refresh`]: the automatic refresh policy (same decisions on every backend);
+//! - [`session`]: epochs: shuffling, chunk batches, validation, early stopping;
 //! - [`nag`]: learning-rate and momentum schedules;
 //! - [`exact`]: plain f64 softmax regression with NAG (the reference);
 //! - [`data`]: datasets and the hospital-side standardisation.
@@ -23,6 +24,7 @@ pub mod exact;
 pub mod layout;
 pub mod nag;
 pub mod refresh;
+pub mod session;
 pub mod softmax;
 pub mod train;
 

@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use crate::backend::{Backend, OpCounts, PlainId};
 use crate::layout::Layout;
 use crate::nag::Schedule;
+use crate::session::Chunks;
 use crate::softmax::{self, SoftmaxApprox, SoftmaxPlains};
 
 /// A mini-batch: data vectors and their label vectors, and how many rows each holds.
@@ -203,6 +204,40 @@ impl Trainer {
     ) -> Result<B::Vector, B::Error> {
         let rx = self.rotations(be, x)?;
         self.logits(be, w, &rx, rows)
+    }
+
+    /// The encrypted mean Brier score `(1/n) Σ_samples Σ_k (p_k − y_k)²` of the approximate
+    /// softmax under `w` over the validation chunks `val`, in slot 0 (and every class slot).
+    /// The hospital decrypts this one number per epoch
+    /// ([`crate::session::EarlyStopping`]).
+    ///
+    /// Per chunk: the prediction ([`Self::predict`]), `d = P − Y`, `d ⊙ d` (one level), the
+    /// class sum and the row sum by rotations; chunk results are added and scaled by `1/n`
+    /// (one level). `None` when `val` has no chunks.
+    pub fn validation_loss<B: Backend>(
+        &mut self,
+        be: &mut B,
+        w: &[B::Vector],
+        val: &Chunks<B::Vector>,
+    ) -> Result<Option<B::Vector>, B::Error> {
+        let l = self.layout;
+        let mut acc: Option<B::Vector> = None;
+        for ((x, y), &rows) in val.x.iter().zip(&val.y).zip(&val.rows) {
+            let p = self.predict(be, w, x, rows)?;
+            let d = be.sub(&p, y)?;
+            let sq = be.mul(&d, &d)?;
+            let mut s = softmax::class_sum(be, &sq, &l.class_sum_steps())?;
+            for st in l.row_sum_steps() {
+                let r = be.rotate(&s, st)?;
+                s = be.add(&s, &r)?;
+            }
+            acc = Some(match acc {
+                None => s,
+                Some(a) => be.add(&a, &s)?,
+            });
+        }
+        acc.map(|a| be.mul_const(&a, 1.0 / val.samples().max(1) as f64))
+            .transpose()
     }
 
     /// One Nesterov step on `batch`.
