@@ -22,13 +22,12 @@ use fhe_core::format::WireObject;
 use fhe_core::keys::EvalKeys;
 use fhe_core::math::canonical_scales;
 use fhe_core::params::Params;
-use fhe_core::refresh::{mask, unmask};
 use fhe_core::ring::{Ntt, Poly};
 use fhe_core::wire::ObjectKind;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
-use trainer_core::ckks::{CkksBackend, Refresher};
+use trainer_core::ckks::{CkksBackend, MaskedRefresh, Transport};
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
@@ -210,39 +209,42 @@ pub struct CheckpointWire {
     pub finished: bool,
 }
 
-/// The cloud's end of the file exchange.
-pub struct FileRefresher {
+/// The cloud's end of the file exchange (the [`Transport`] of a [`MaskedRefresh`]).
+pub struct FileTransport {
     params: Params,
     dir: PathBuf,
     run: u64,
     next: u64,
-    rng: ChaCha20Rng,
     timeout: Duration,
-    /// Requests answered so far.
-    pub requests: u64,
+    /// Exchanges answered so far.
+    pub exchanges: u64,
     /// Time spent waiting for and exchanging with the hospital.
     pub time: Duration,
     /// The transport error behind the last failure.
     pub last_error: Option<anyhow::Error>,
 }
 
-impl FileRefresher {
-    pub fn new(params: &Params, dir: &Path, timeout: Duration) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut rng = ChaCha20Rng::from_os_rng();
-        Ok(Self {
-            params: params.clone(),
-            dir: dir.to_path_buf(),
-            run: rng.next_u64(),
-            next: 0,
-            rng,
-            timeout,
-            requests: 0,
-            time: Duration::ZERO,
-            last_error: None,
-        })
-    }
+/// The cloud's refresher: masks, sends through the exchange directory, unmasks.
+pub type FileRefresher = MaskedRefresh<ChaCha20Rng, FileTransport>;
 
+/// A refresher over the exchange directory `dir`.
+pub fn file_refresher(params: &Params, dir: &Path, timeout: Duration) -> Result<FileRefresher> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let transport = FileTransport {
+        params: params.clone(),
+        dir: dir.to_path_buf(),
+        run: rng.next_u64(),
+        next: 0,
+        timeout,
+        exchanges: 0,
+        time: Duration::ZERO,
+        last_error: None,
+    };
+    Ok(MaskedRefresh::new(params, rng, transport))
+}
+
+impl FileTransport {
     /// Sends one request and waits for its answer.
     pub fn exchange(&mut self, body: &RequestBody) -> Result<ResponseBody> {
         let t0 = Instant::now();
@@ -263,7 +265,7 @@ impl FileRefresher {
                 let (_, r): (_, ResponseBody) =
                     files::open(&resp, &bytes, ObjectKind::RefreshResponse, Some(fp))?;
                 let _ = std::fs::remove_file(&resp);
-                self.requests += 1;
+                self.exchanges += 1;
                 self.time += t0.elapsed();
                 if let ResponseBody::Failed(msg) = &r {
                     bail!("the hospital could not answer {}: {msg}", req.display());
@@ -284,25 +286,19 @@ impl FileRefresher {
         }
     }
 
-    fn refresh_inner(&mut self, ct: &Ciphertext) -> Result<Ciphertext> {
-        // Values stay below 2^10 in magnitude; 40 statistical bits of masking.
-        let bits = ct.scale.log2().ceil() as u32 + 10;
-        let (masked, m) = mask(&self.params, ct, bits, 40, &mut self.rng)?;
+    fn reencrypt_inner(&mut self, masked: &Ciphertext) -> Result<Ciphertext> {
         let body = RequestBody::Refresh(masked.to_bytes(&self.params)?);
         match self.exchange(&body)? {
-            ResponseBody::Refreshed(b) => {
-                let fresh = Ciphertext::from_bytes(&self.params, &b)
-                    .map_err(|e| anyhow::anyhow!("hospital's refresh answer: {e}"))?;
-                Ok(unmask(&self.params, fresh, &m)?)
-            }
+            ResponseBody::Refreshed(b) => Ciphertext::from_bytes(&self.params, &b)
+                .map_err(|e| anyhow::anyhow!("the hospital's refresh answer: {e}")),
             _ => bail!("the hospital answered a refresh with something else"),
         }
     }
 }
 
-impl Refresher for FileRefresher {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
-        self.refresh_inner(ct).map_err(|e| {
+impl Transport for FileTransport {
+    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
+        self.reencrypt_inner(masked).map_err(|e| {
             self.last_error = Some(e);
             fhe_core::Error::Malformed {
                 what: "hospital refresh exchange (see the cause above)",
@@ -413,7 +409,7 @@ fn check_mode(mode: RefreshMode) -> Result<()> {
 
 /// The error of a failed backend call, with the transport's cause when there is one.
 fn backend_error(e: fhe_core::Error, r: &mut FileRefresher) -> anyhow::Error {
-    match r.last_error.take() {
+    match r.transport.last_error.take() {
         Some(cause) => cause.context(format!("{e}")),
         None => anyhow::anyhow!("{e}"),
     }
@@ -436,7 +432,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         softmax: SoftmaxApprox::default(),
     };
     let mut trainer = Trainer::new(layout, config);
-    let refresher = FileRefresher::new(
+    let refresher = file_refresher(
         &params,
         &a.exchange,
         Duration::from_secs_f64(a.hospital_timeout),
@@ -526,7 +522,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             let idx = batches.get(ck.batch as usize).cloned().unwrap_or_default();
             let batch = inp.train.batch(&idx);
             let ts = Instant::now();
-            let before = be.inner.refresher_mut().requests;
+            let before = be.inner.refresher_mut().transport.exchanges;
             let r = trainer
                 .step(&mut be, &mut state, &batch)
                 .map_err(|e| backend_error(e, be.inner.refresher_mut()))
@@ -545,7 +541,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 r.ops.mult,
                 r.ops.rot,
                 r.ops.refresh,
-                be.inner.refresher_mut().requests - before,
+                be.inner.refresher_mut().transport.exchanges - before,
                 ts.elapsed().as_secs_f64()
             );
         }
@@ -564,7 +560,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                     min_delta: plan.min_delta,
                     ct: loss.to_bytes(&params)?,
                 };
-                match be.inner.refresher_mut().exchange(&body)? {
+                match be.inner.refresher_mut().transport.exchange(&body)? {
                     ResponseBody::Verdict { loss, verdict, .. } => {
                         eprintln!(
                             "epoch {epoch}: hospital's verdict on the validation loss ({loss:.5}): {}",
@@ -606,11 +602,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         &files::seal(ObjectKind::EncryptedModel, fp, &model)?,
         false,
     )?;
-    let r = be.inner.refresher_mut();
+    let r = &be.inner.refresher_mut().transport;
     eprintln!(
         "train: {} steps, {} hospital exchanges ({:.1} s), {:.1} s in all → {}",
         ck.step,
-        r.requests,
+        r.exchanges,
         r.time.as_secs_f64(),
         t0.elapsed().as_secs_f64(),
         a.out.display()
@@ -647,7 +643,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
             softmax: SoftmaxApprox::default(),
         },
     );
-    let refresher = FileRefresher::new(
+    let refresher = file_refresher(
         &params,
         &a.exchange,
         Duration::from_secs_f64(a.hospital_timeout),

@@ -15,14 +15,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use fhe_core::ciphertext::Ciphertext;
 use fhe_core::keys::SecretKey;
-use fhe_core::params::Params;
-use fhe_core::refresh::{mask, reencrypt_masked, unmask};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror, OpCounts, PlainId};
-use trainer_core::ckks::{CkksBackend, Refresher};
+use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::exact::{self, Model};
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
@@ -236,22 +233,6 @@ impl Control {
     }
 }
 
-/// The hospital in process: answers masked refreshes with its secret key, timed.
-struct LocalHospital {
-    params: Params,
-    sk: SecretKey,
-    rng: ChaCha20Rng,
-}
-
-impl Refresher for LocalHospital {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
-        let bits = ct.scale.log2().ceil() as u32 + 10;
-        let (masked, m) = mask(&self.params, ct, bits, 40, &mut self.rng)?;
-        let fresh = reencrypt_masked(&self.params, &self.sk, &masked, &mut self.rng)?;
-        unmask(&self.params, fresh, &m)
-    }
-}
-
 /// A backend wrapper that times every operation by kind.
 struct Timed<B> {
     inner: B,
@@ -417,11 +398,16 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
         encrypt_s,
     }));
 
-    let hospital = LocalHospital {
-        params: params.clone(),
-        sk: SecretKey::from_coeffs(&params, sk.coeffs())?,
-        rng: ChaCha20Rng::from_os_rng(),
-    };
+    // The hospital in process (its own copy of the key); the cloud side masks every refresh.
+    let hospital = MaskedRefresh::new(
+        &params,
+        ChaCha20Rng::from_os_rng(),
+        LocalHospital::new(
+            &params,
+            SecretKey::from_coeffs(&params, sk.coeffs())?,
+            ChaCha20Rng::from_os_rng(),
+        ),
+    );
     let ckks = CkksBackend::new(&params, Arc::new(keys), hospital)?;
     let top = ckks.top_level();
     let mirror = Mirror::new(params.max_slots(), top);

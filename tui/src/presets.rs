@@ -1,10 +1,10 @@
 //! Parameter presets for training runs.
 //!
 //! Training needs a scale-tracking prime chain (`fhe_core::math::generate_scale_chain_vt`, see
-//! docs/TRAINING.md), which among fhe-core's named presets only `n16_train` and the insecure
-//! `toy_insecure_train` have. The two smaller **128-bit secure** training points below follow
-//! the same recipe (q_0 of 58 bits, rescaling primes near 2^42, 60-bit special primes); the
-//! HE-standard bound is checked again by `ParamsLiteral::validate`.
+//! docs/TRAINING.md): fhe-core's `n16_train`, `n14_train` and the insecure `toy_insecure_train`
+//! have one. `n15_train` below follows the same recipe (q_0 of 58 bits, rescaling primes near
+//! 2^42, 60-bit special primes) at N = 2^15; the HE-standard bound is checked again by
+//! `ParamsLiteral::validate`.
 
 use anyhow::{Result, bail};
 use fhe_core::params::{Moduli, Params, ParamsLiteral, SecretDist, Security, presets};
@@ -25,22 +25,6 @@ pub fn n15_train() -> ParamsLiteral {
     }
 }
 
-/// `n14_train`: N = 2^14 (8 192 slots), 7 levels, log QP = 58 + 7·42 + 60 = 412 ≤ 438.
-pub fn n14_train() -> ParamsLiteral {
-    ParamsLiteral {
-        log_n: 14,
-        q: Moduli::ScaleTracking {
-            first_bits: 58,
-            levels: 7,
-        },
-        p: Moduli::Bits(vec![60]),
-        log_scale: 42.0,
-        dnum: 8,
-        secret: SecretDist::Ternary,
-        security: Security::Classical128,
-    }
-}
-
 /// Names accepted by `--preset` (secure ones; the insecure test preset needs
 /// `--insecure-test-preset`).
 pub const SECURE: [&str; 3] = ["n15_train", "n14_train", "n16_train"];
@@ -52,7 +36,7 @@ pub const INSECURE_TEST: &str = "toy_insecure_train";
 pub fn literal(name: &str) -> Result<ParamsLiteral> {
     Ok(match name {
         "n15_train" => n15_train(),
-        "n14_train" => n14_train(),
+        "n14_train" => presets::n14_train(),
         "n16_train" => presets::n16_train(),
         INSECURE_TEST => presets::toy_insecure_train(),
         _ => bail!(
