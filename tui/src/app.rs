@@ -482,7 +482,8 @@ fn chart<'a>(title: &'a str, data: &'a [Vec<(f64, f64)>; 3], total: f64) -> Char
             Span::raw(format!("{lo:.2}")),
             Span::raw(format!("{hi:.2}")),
         ]))
-        .legend_position(Some(ratatui::widgets::LegendPosition::TopRight))
+        .legend_position(Some(ratatui::widgets::LegendPosition::BottomRight))
+        .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)))
 }
 
 fn render_training(app: &App, area: Rect, buf: &mut Buffer) {
@@ -520,7 +521,7 @@ fn render_training(app: &App, area: Rect, buf: &mut Buffer) {
         Some(s) => vec![
             Line::from(vec![
                 Span::raw(format!("step {} ", s.step)),
-                Span::styled(format!("enc {:.3}", s.acc[0]), Style::new().fg(ENC)),
+                Span::styled(format!("encrypted {:.3}", s.acc[0]), Style::new().fg(ENC)),
                 Span::raw(" "),
                 Span::styled(format!("mirror {:.3}", s.acc[1]), Style::new().fg(MIR)),
                 Span::raw(" "),
@@ -720,4 +721,305 @@ fn event_loop<B: ratatui::backend::Backend>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::hospital::Metrics;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use trainer_core::backend::OpCounts;
+
+    fn metrics(acc: f64) -> Metrics {
+        let c = 8;
+        let mut confusion = vec![vec![1u64; c]; c];
+        for (k, row) in confusion.iter_mut().enumerate() {
+            row[k] = 90;
+        }
+        Metrics {
+            accuracy: acc,
+            loss: 0.9,
+            per_class: vec![acc; c],
+            confusion,
+            samples: 1024,
+        }
+    }
+
+    fn names() -> Vec<String> {
+        [
+            "basophil",
+            "eosinophil",
+            "erythroblast",
+            "immature granulocytes",
+            "lymphocyte",
+            "monocyte",
+            "neutrophil",
+            "platelet",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// An app in the middle of a run (3 of 5 steps done), or finished.
+    fn app(finished: bool) -> App {
+        let mut a = App::new(demo::Args {
+            steps: 5,
+            ..demo::Args::default()
+        });
+        assert_eq!(a.handle_key(KeyCode::Char('s')), Action::Start);
+        a.apply(Event::Phase("data"));
+        a.apply(Event::Data(DataInfo {
+            dataset: "blood".into(),
+            class_names: names(),
+            histogram: vec![10, 30, 15, 28, 12, 14, 33, 22],
+            train: 164,
+            val: 512,
+            test: 1024,
+            features: 192,
+        }));
+        a.apply(Event::Keys(KeyInfo {
+            preset: "n14_train".into(),
+            log_n: 14,
+            levels: 7,
+            log_qp: 412.0,
+            security: "128-bit".into(),
+            rotation_keys: 23,
+            eval_key_bytes: 156 << 20,
+            ciphertext_bytes: 400 << 10,
+            rows_per_chunk: 32,
+            chunks: 6,
+            keygen_s: 1.4,
+            encrypt_s: 0.1,
+        }));
+        a.apply(Event::Phase("training"));
+        for step in 1..=3 {
+            let v = 0.3 + 0.1 * step as f64;
+            a.apply(Event::Step(Box::new(StepInfo {
+                step,
+                total: 5,
+                epoch: 0,
+                loss: [2.0 - v, 2.0 - v, 2.0 - v],
+                acc: [v, v, v + 0.01],
+                ops: OpCounts {
+                    mult: 89,
+                    cmult: 40,
+                    rot: 82,
+                    relin: 60,
+                    add: 100,
+                    refresh: 42,
+                },
+                time: demo::TimeSplit {
+                    mult: 1.3,
+                    rot: 1.0,
+                    refresh: 0.6,
+                    other: 0.1,
+                },
+                seconds: 3.0,
+                max_diff: 2e-7,
+            })));
+        }
+        if finished {
+            a.apply(Event::Done(Box::new(Summary {
+                dataset: "blood".into(),
+                preset: "n14_train".into(),
+                steps: 5,
+                seconds_per_step: 3.0,
+                refresh_mode: "hospital".into(),
+                test: [metrics(0.61), metrics(0.61), metrics(0.62)],
+                class_names: names(),
+                stopped_early: false,
+            })));
+        }
+        a
+    }
+
+    fn render(app: &App, w: u16, h: u16) -> Vec<String> {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| f.render_widget(app, f.area())).unwrap();
+        let buf = t.backend().buffer().clone();
+        let lines: Vec<String> = (0..h)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+            .collect();
+        // `BLINDTUNER_DUMP=1 cargo test -p tui app::tests -- --nocapture` prints every screen
+        // (the README's capture comes from there).
+        if std::env::var_os("BLINDTUNER_DUMP").is_some() {
+            eprintln!("{}", lines.join("\n"));
+        }
+        lines
+    }
+
+    fn has(lines: &[String], s: &str) -> bool {
+        lines.iter().any(|l| l.contains(s))
+    }
+
+    const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+    #[test]
+    fn data_screen_shows_dataset_splits_and_histogram() {
+        let mut a = app(false);
+        a.screen = Screen::Data;
+        for (w, h) in SIZES {
+            let l = render(&a, w, h);
+            assert!(has(&l, "blood: 8 classes, 192 features"), "{w}x{h}: {l:#?}");
+            assert!(has(&l, "train 164 (encrypted)"), "{l:#?}");
+            assert!(has(&l, "Training samples per class"));
+            assert!(has(&l, "33"), "bar values shown: {l:#?}");
+            assert!(has(&l, "s start") || has(&l, "p pause"), "help bar");
+        }
+    }
+
+    #[test]
+    fn keys_screen_shows_parameters_and_sizes() {
+        let mut a = app(false);
+        a.screen = Screen::Keys;
+        for (w, h) in SIZES {
+            let l = render(&a, w, h);
+            assert!(has(&l, "n14_train (128-bit)"), "{l:#?}");
+            assert!(has(&l, "N = 2^14  (8192 slots)"));
+            assert!(has(&l, "log QP 412"));
+            assert!(has(&l, "23 rotations, 156.0 MiB"));
+        }
+    }
+
+    #[test]
+    fn training_screen_shows_gauge_charts_ops_and_time_split() {
+        let mut a = app(false);
+        a.screen = Screen::Training;
+        for (w, h) in SIZES {
+            let l = render(&a, w, h);
+            assert!(has(&l, "step 3/5"), "{w}x{h}: {l:#?}");
+            assert!(has(&l, "ETA 0:06"), "ETA from 3 s per step: {l:#?}");
+            assert!(has(&l, "validation loss"));
+            // The legend inside the charts.
+            assert!(
+                l.iter()
+                    .filter(|r| r.contains("│encrypted")
+                        || r.contains("│mirror")
+                        || r.contains("│exact"))
+                    .count()
+                    >= 6,
+                "legends: {}",
+                l.join("\n")
+            );
+            assert!(has(&l, "validation accuracy"));
+            assert!(
+                has(&l, "encrypted") && has(&l, "mirror") && has(&l, "exact"),
+                "{w}x{h}: {}",
+                l.join("\n")
+            );
+            assert!(has(&l, "89 mult"), "{l:#?}");
+            assert!(has(&l, "42 refresh"));
+            assert!(has(&l, "refresh 0.60"), "{l:#?}");
+            assert!(has(&l, "running: training"));
+        }
+    }
+
+    #[test]
+    fn results_screen_shows_accuracy_table_confusion_and_per_class() {
+        let a = app(true);
+        assert_eq!(a.screen, Screen::Results, "the app moves to the results");
+        for (w, h) in SIZES {
+            let l = render(&a, w, h);
+            assert!(has(&l, "61.00 %"), "{w}x{h}: {l:#?}");
+            assert!(has(&l, "62.00 %"));
+            assert!(has(&l, "Confusion (encrypted)"));
+            assert!(has(&l, " 90"), "diagonal of the confusion matrix");
+            assert!(has(&l, "Per class"));
+            assert!(has(&l, "basophil"));
+            assert!(has(&l, "finished"));
+        }
+    }
+
+    #[test]
+    fn log_screen_shows_the_latest_lines_and_help_overlays() {
+        let mut a = app(true);
+        a.screen = Screen::Log;
+        for (w, h) in SIZES {
+            let l = render(&a, w, h);
+            assert!(has(&l, "finished: test accuracy"), "{l:#?}");
+            assert!(has(&l, "step 3: val acc"));
+        }
+        a.handle_key(KeyCode::Char('?'));
+        let l = render(&a, 80, 24);
+        assert!(has(&l, "pause / resume"));
+        a.handle_key(KeyCode::Char('?'));
+        assert!(!has(&render(&a, 80, 24), "pause / resume"));
+    }
+
+    #[test]
+    fn tiny_terminals_do_not_panic() {
+        let a = app(true);
+        for s in Screen::ALL {
+            let mut b = app(true);
+            b.screen = s;
+            for (w, h) in [(20, 5), (1, 1), (80, 3)] {
+                let _ = render(&b, w, h);
+            }
+        }
+        let _ = render(&a, 0, 0);
+    }
+
+    #[test]
+    fn keys_drive_the_run_state_machine() {
+        let mut a = App::new(demo::Args::default());
+        assert_eq!(a.state, RunState::Idle);
+        // Pause, stop do nothing while idle; d switches the dataset.
+        assert_eq!(a.handle_key(KeyCode::Char('p')), Action::None);
+        assert_eq!(a.handle_key(KeyCode::Char('x')), Action::None);
+        assert_eq!(a.handle_key(KeyCode::Char('d')), Action::None);
+        assert_eq!(a.args.dataset, "organa");
+        a.handle_key(KeyCode::Char('d'));
+        a.handle_key(KeyCode::Char('d'));
+        assert_eq!(a.args.dataset, "blood");
+        // Start.
+        assert_eq!(a.handle_key(KeyCode::Char('s')), Action::Start);
+        assert_eq!(a.state, RunState::Running);
+        assert_eq!(a.screen, Screen::Training);
+        // No second start, no dataset switch while running.
+        assert_eq!(a.handle_key(KeyCode::Char('s')), Action::None);
+        assert_eq!(a.handle_key(KeyCode::Char('d')), Action::None);
+        assert_eq!(a.args.dataset, "blood");
+        // Pause / resume.
+        assert_eq!(a.handle_key(KeyCode::Char('p')), Action::Pause);
+        assert_eq!(a.state, RunState::Paused);
+        assert_eq!(a.handle_key(KeyCode::Char(' ')), Action::Resume);
+        assert_eq!(a.state, RunState::Running);
+        // Stop, then the worker reports the end.
+        assert_eq!(a.handle_key(KeyCode::Char('x')), Action::Stop);
+        assert_eq!(a.state, RunState::Stopping);
+        a.apply(Event::Failed("stopped".into()));
+        assert!(matches!(a.state, RunState::Failed(_)));
+        // Idle again: a new start is possible.
+        assert_eq!(a.handle_key(KeyCode::Char('s')), Action::Start);
+        // Screens.
+        a.screen = Screen::Data;
+        a.handle_key(KeyCode::Tab);
+        assert_eq!(a.screen, Screen::Keys);
+        a.handle_key(KeyCode::Left);
+        a.handle_key(KeyCode::Left);
+        assert_eq!(a.screen, Screen::Log);
+        a.handle_key(KeyCode::Char('4'));
+        assert_eq!(a.screen, Screen::Results);
+        // Quit.
+        assert_eq!(a.handle_key(KeyCode::Char('q')), Action::Quit);
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn control_pauses_resumes_and_stops() {
+        let c = Control::default();
+        assert!(!c.paused() && !c.stopped());
+        c.pause(true);
+        assert!(c.paused());
+        c.pause(false);
+        assert!(!c.paused());
+        c.pause(true);
+        c.stop();
+        assert!(c.stopped() && !c.paused());
+        c.pause(false);
+        assert!(c.stopped(), "a stop is final");
+    }
 }

@@ -340,7 +340,7 @@ pub fn encrypt(a: &EncryptArgs) -> Result<()> {
         None
     } else {
         let v = split(&f, &a.val_split)?;
-        let o = session::shuffled(v.len(), a.shuffle_seed ^ 0x7661_6c);
+        let o = session::shuffled(v.len(), a.shuffle_seed ^ 0x0076_616c);
         let n = a.max_val.unwrap_or(o.len()).min(o.len());
         Some(stdz.apply(&subset(&v, o.get(..n).unwrap_or_default())?))
     };

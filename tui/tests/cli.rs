@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_blindtuner");
 
 fn run(args: &[&str], cwd: &Path) -> Output {
-    let out = Command::new(BIN)
+    Command::new(BIN)
         .args(args)
         .current_dir(cwd)
         .env("RUST_BACKTRACE", "0")
         .output()
-        .expect("run blindtuner");
-    out
+        .expect("run blindtuner")
 }
 
 fn ok(args: &[&str], cwd: &Path) -> String {
