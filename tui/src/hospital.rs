@@ -89,6 +89,13 @@ pub struct EncryptArgs {
     /// Seed of the hospital's sample shuffle.
     #[arg(long, default_value_t = 1)]
     pub shuffle_seed: u64,
+    /// Standardise with the statistics already in the hospital directory (for a set the
+    /// cloud scores with a trained model) instead of fitting and saving new ones.
+    #[arg(long)]
+    pub use_stats: bool,
+    /// Keep the split's row order (no shuffle), so decrypted scores line up with its rows.
+    #[arg(long)]
+    pub no_shuffle: bool,
     /// Output EncryptedDataset (for the cloud).
     #[arg(long, default_value = "dataset.bltn")]
     pub out: PathBuf,
@@ -101,11 +108,24 @@ pub struct DecryptArgs {
     #[arg(long, default_value = "hospital")]
     pub hospital: PathBuf,
     /// EncryptedModel from the cloud.
-    #[arg(long)]
-    pub model: PathBuf,
+    #[arg(long, required_unless_present = "scores", conflicts_with = "scores")]
+    pub model: Option<PathBuf>,
     /// Output Model file (plaintext weights; stays at the hospital).
     #[arg(long, default_value = "model.bltn")]
     pub out: PathBuf,
+    /// EncryptedScores from `infer` instead: print the predicted classes (JSON).
+    #[arg(long)]
+    pub scores: Option<PathBuf>,
+    /// With --scores: the features file (or fixture name) the scored set was encrypted from
+    /// (with `encrypt --no-shuffle`), to report the accuracy.
+    #[arg(long, requires = "scores")]
+    pub features: Option<String>,
+    /// With --features: the split that was encrypted.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// With --scores: a decrypted Model file to compare the encrypted predictions with.
+    #[arg(long, requires = "scores")]
+    pub compare: Option<PathBuf>,
 }
 
 /// Options of `blindtuner evaluate`.
@@ -331,10 +351,37 @@ pub fn encrypt(a: &EncryptArgs) -> Result<()> {
     let (params, sk) = load_keys(&a.hospital)?;
     let f = load_features(&a.features)?;
     let train_all = split(&f, &a.train_split)?;
-    let order = session::shuffled(train_all.len(), a.shuffle_seed);
+    let order = if a.no_shuffle {
+        (0..train_all.len()).collect()
+    } else {
+        session::shuffled(train_all.len(), a.shuffle_seed)
+    };
     let take = a.max_train.unwrap_or(order.len()).min(order.len());
     let train = subset(&train_all, order.get(..take).unwrap_or_default())?;
-    let stdz = fit_standardizer(&train);
+    let stdz = if a.use_stats {
+        let sp = a.hospital.join(STATS);
+        let (_, st): (_, StatsWire) = files::open(
+            &sp,
+            &files::read(&sp)?,
+            ObjectKind::Stats,
+            Some(params.fingerprint()),
+        )?;
+        if st.mean.len() != train.features() {
+            bail!(
+                "{}: statistics of {} features, the data has {}",
+                sp.display(),
+                st.mean.len(),
+                train.features()
+            );
+        }
+        Standardizer {
+            mean: st.mean,
+            std: st.std,
+            scale: st.scale,
+        }
+    } else {
+        fit_standardizer(&train)
+    };
     let train = stdz.apply(&train);
     let val = if a.val_split == "none" {
         None
@@ -373,11 +420,13 @@ pub fn encrypt(a: &EncryptArgs) -> Result<()> {
         val_samples: val.as_ref().map_or(0, |v| v.len() as u64),
     };
     let stats_path = a.hospital.join(STATS);
-    files::write_atomic(
-        &stats_path,
-        &files::seal(ObjectKind::Stats, params.fingerprint(), &stats)?,
-        true,
-    )?;
+    if !a.use_stats {
+        files::write_atomic(
+            &stats_path,
+            &files::seal(ObjectKind::Stats, params.fingerprint(), &stats)?,
+            true,
+        )?;
+    }
     println!(
         "encrypt: {} train + {} validation samples of {} ({} features, {} classes) in {} + {} chunks of {} rows → {} ({}, {:.1} s); statistics kept in {}",
         train.len(),
@@ -407,9 +456,15 @@ pub fn decrypt_model(enc: &Encryptor<'_>, layout: &Layout, w: &[Ciphertext]) -> 
 
 pub fn decrypt_cmd(a: &DecryptArgs) -> Result<()> {
     let (params, sk) = load_keys(&a.hospital)?;
-    let bytes = files::read(&a.model)?;
+    if let Some(scores) = &a.scores {
+        return decrypt_scores(a, scores, &params, &sk);
+    }
+    let Some(model_path) = &a.model else {
+        bail!("give --model FILE or --scores FILE");
+    };
+    let bytes = files::read(model_path)?;
     let (_, m): (_, EncModelWire) = files::open(
-        &a.model,
+        model_path,
         &bytes,
         ObjectKind::EncryptedModel,
         Some(params.fingerprint()),
@@ -422,16 +477,16 @@ pub fn decrypt_cmd(a: &DecryptArgs) -> Result<()> {
         Some(params.fingerprint()),
     )?;
     let layout = Layout::new(params.max_slots(), m.features as usize, m.classes as usize)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.model.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", model_path.display()))?;
     if m.w.len() != layout.c_pad {
         bail!(
             "{}: {} weight ciphertexts, the layout needs {}",
-            a.model.display(),
+            model_path.display(),
             m.w.len(),
             layout.c_pad
         );
     }
-    let w = files::cts_from_bytes(&a.model, &params, "weight", &m.w)?;
+    let w = files::cts_from_bytes(model_path, &params, "weight", &m.w)?;
     let enc = Encryptor::new(&params, &sk)?;
     let weights = decrypt_model(&enc, &layout, &w)?;
     let model = ModelWire {
@@ -444,11 +499,69 @@ pub fn decrypt_cmd(a: &DecryptArgs) -> Result<()> {
     files::write_atomic(&a.out, &files::seal(ObjectKind::Model, 0, &model)?, true)?;
     println!(
         "decrypt: {} ({} steps, {} epochs) → {}",
-        a.model.display(),
+        model_path.display(),
         m.steps,
         m.epochs,
         a.out.display()
     );
+    Ok(())
+}
+
+/// Predicted classes of decrypted EncryptedScores, with the accuracy against the labels of
+/// the features the set was encrypted from, and the agreement with a decrypted model.
+fn decrypt_scores(a: &DecryptArgs, path: &Path, params: &Params, sk: &SecretKey) -> Result<()> {
+    let bytes = files::read(path)?;
+    let (_, s): (_, files::ScoresWire) = files::open(
+        path,
+        &bytes,
+        ObjectKind::EncryptedScores,
+        Some(params.fingerprint()),
+    )?;
+    let cts = files::cts_from_bytes(path, params, "scores", &s.scores)?;
+    let enc = Encryptor::new(params, sk)?;
+    let (block, c) = (s.block as usize, s.classes as usize);
+    let mut predicted = Vec::new();
+    for (ct, &rows) in cts.iter().zip(&s.rows) {
+        let v = enc.decrypt(ct)?;
+        for r in 0..rows as usize {
+            let z = v.get(r * block..r * block + c).unwrap_or_default();
+            predicted.push(trainer_core::exact::argmax(z));
+        }
+    }
+    let mut report = serde_json::json!({ "samples": predicted.len(), "predicted": predicted });
+    if let Some(spec) = &a.features {
+        let f = load_features(spec)?;
+        let data = split(&f, &a.split)?;
+        let correct = predicted
+            .iter()
+            .enumerate()
+            .filter(|&(i, &p)| data.label(i) == p)
+            .count();
+        report["accuracy"] = serde_json::json!(correct as f64 / predicted.len().max(1) as f64);
+        if let Some(mp) = &a.compare {
+            let (_, m): (_, ModelWire) =
+                files::open(mp, &files::read(mp)?, ObjectKind::Model, None)?;
+            let stdz = Standardizer {
+                mean: m.stats.mean.clone(),
+                std: m.stats.std.clone(),
+                scale: m.stats.scale,
+            };
+            let data = stdz.apply(&data);
+            let model = Model {
+                classes: m.classes as usize,
+                features: m.features as usize,
+                w: m.w,
+            };
+            let agree = predicted
+                .iter()
+                .enumerate()
+                .filter(|&(i, &p)| model.predict(data.row(i)) == p)
+                .count();
+            report["agreement_with_model"] =
+                serde_json::json!(agree as f64 / predicted.len().max(1) as f64);
+        }
+    }
+    println!("{report}");
     Ok(())
 }
 

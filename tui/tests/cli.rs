@@ -197,7 +197,6 @@ fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
         &train_args(&ex, "model.enc", &["--epochs", "2", "--patience", "1"]),
         &p.cloud,
     );
-    drop(watcher);
     assert!(
         log.contains("hospital's verdict"),
         "validation verdicts: {log}"
@@ -272,6 +271,77 @@ fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
         .sum();
     assert_eq!(total, 1024);
     assert!(weights(&model).iter().any(|w| w.abs() > 1e-3));
+
+    // Encrypted inference: the hospital encrypts 8 test rows in order with its training
+    // statistics, the cloud scores them, the hospital decrypts the scores.
+    let stats_before = fs::read(p.hospital.join("stats.bltn")).unwrap();
+    ok(
+        &[
+            "encrypt",
+            "--hospital",
+            ".",
+            "--features",
+            "blood",
+            "--train-split",
+            "test",
+            "--val-split",
+            "none",
+            "--max-train",
+            "8",
+            "--use-stats",
+            "--no-shuffle",
+            "--out",
+            "test.bltn",
+        ],
+        &p.hospital,
+    );
+    assert_eq!(
+        fs::read(p.hospital.join("stats.bltn")).unwrap(),
+        stats_before,
+        "--use-stats keeps the training statistics"
+    );
+    fs::copy(p.hospital.join("test.bltn"), p.cloud.join("test.bltn")).unwrap();
+    ok(
+        &[
+            "infer",
+            "--data",
+            "test.bltn",
+            "--model",
+            "model.enc",
+            "--keys",
+            "eval.keys",
+            "--out",
+            "scores.enc",
+            "--exchange",
+            &ex,
+        ],
+        &p.cloud,
+    );
+    drop(watcher);
+    fs::copy(p.cloud.join("scores.enc"), p.hospital.join("scores.enc")).unwrap();
+    let out = ok(
+        &[
+            "decrypt",
+            "--hospital",
+            ".",
+            "--scores",
+            "scores.enc",
+            "--features",
+            "blood",
+            "--split",
+            "test",
+            "--compare",
+            model.to_str().unwrap(),
+        ],
+        &p.hospital,
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["samples"], 8);
+    let agree = v["agreement_with_model"].as_f64().unwrap();
+    assert!(
+        agree >= 0.875,
+        "encrypted vs decrypted-model predictions: {v}"
+    );
 }
 
 #[test]
