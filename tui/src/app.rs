@@ -893,17 +893,17 @@ mod tests {
             assert!(has(&l, "step 3/5"), "{w}x{h}: {l:#?}");
             assert!(has(&l, "ETA 0:06"), "ETA from 3 s per step: {l:#?}");
             assert!(has(&l, "validation loss"));
-            // The legend inside the charts.
-            assert!(
-                l.iter()
-                    .filter(|r| r.contains("│encrypted")
-                        || r.contains("│mirror")
-                        || r.contains("│exact"))
-                    .count()
-                    >= 6,
-                "legends: {}",
-                l.join("\n")
-            );
+            // The legends inside both charts.
+            let legends: usize = l
+                .iter()
+                .map(|r| {
+                    ["│encrypted", "│mirror", "│exact"]
+                        .iter()
+                        .map(|n| r.matches(n).count())
+                        .sum::<usize>()
+                })
+                .sum();
+            assert_eq!(legends, 6, "legends: {}", l.join("\n"));
             assert!(has(&l, "validation accuracy"));
             assert!(
                 has(&l, "encrypted") && has(&l, "mirror") && has(&l, "exact"),

@@ -37,18 +37,19 @@ pub struct Args {
     /// Embedded dataset: blood (BloodMNIST, 8 classes), organa (OrganAMNIST, 11), mnist (10).
     #[arg(long, default_value = "blood")]
     pub dataset: String,
-    /// Training preset (128-bit secure): n14_train (N = 2^14, the default: a step takes
-    /// seconds on 2 cores), n15_train, n16_train.
+    /// Training preset (128-bit secure): n14_train (N = 2^14, the default: with the default
+    /// steps and batch the demo takes about 3 minutes on 2 cores), n15_train, n16_train.
     #[arg(long, default_value = DEFAULT_PRESET)]
     pub preset: String,
     /// Use the INSECURE N = 2^11 test preset (tests only).
     #[arg(long, hide = true)]
     pub insecure_test_preset: bool,
-    /// Encrypted training steps. The default keeps the demo to a few minutes on 2 cores.
+    /// Encrypted training steps (the default, 32 steps of 64 samples at n14_train, is one
+    /// epoch over the 2048 training samples: a few minutes on 2 cores).
     #[arg(long, default_value_t = DEFAULT_STEPS)]
     pub steps: usize,
-    /// Chunks per mini-batch (a chunk is N/2 slots / 256 samples: 32 at n14_train).
-    #[arg(long, default_value_t = 1)]
+    /// Chunks per mini-batch (a chunk holds N/2 slots / 256 samples: 32 at n14_train).
+    #[arg(long, default_value_t = DEFAULT_BATCH_CHUNKS)]
     pub batch_chunks: usize,
     /// Training samples (default: as many as the steps use in one epoch, at most 2048).
     #[arg(long)]
@@ -70,7 +71,10 @@ pub struct Args {
 /// The default preset of the demo and the app.
 pub const DEFAULT_PRESET: &str = "n14_train";
 /// The default number of encrypted steps.
-pub const DEFAULT_STEPS: usize = 24;
+pub const DEFAULT_STEPS: usize = 32;
+/// The default mini-batch, in chunks (2 × 32 samples at n14_train: the 32 default steps are
+/// one epoch over the fixture's 2048 training samples).
+pub const DEFAULT_BATCH_CHUNKS: usize = 2;
 
 impl Default for Args {
     fn default() -> Self {
@@ -79,7 +83,7 @@ impl Default for Args {
             preset: DEFAULT_PRESET.into(),
             insecure_test_preset: false,
             steps: DEFAULT_STEPS,
-            batch_chunks: 1,
+            batch_chunks: DEFAULT_BATCH_CHUNKS,
             samples: None,
             lr: 1.0,
             momentum: 0.9,

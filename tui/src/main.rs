@@ -111,3 +111,60 @@ fn inspect(path: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn demo_defaults_of_clap_and_of_the_app_agree() {
+        let Some(Command::Demo(a)) = Cli::try_parse_from(["blindtuner", "demo"]).unwrap().command
+        else {
+            panic!("demo");
+        };
+        let d = demo::Args::default();
+        assert_eq!(
+            (
+                a.dataset,
+                a.preset,
+                a.steps,
+                a.batch_chunks,
+                a.lr,
+                a.momentum
+            ),
+            (
+                d.dataset,
+                d.preset,
+                d.steps,
+                d.batch_chunks,
+                d.lr,
+                d.momentum
+            )
+        );
+        assert!(!a.insecure_test_preset && !d.insecure_test_preset);
+    }
+
+    #[test]
+    fn help_names_each_partys_commands() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for s in [
+            "HOSPITAL",
+            "CLOUD",
+            "[hospital] Make the keys",
+            "[cloud] Train",
+            "secret",
+        ] {
+            assert!(help.contains(s), "{s} missing from --help:\n{help}");
+        }
+        // The insecure test preset is hidden from the help.
+        let keygen = Cli::command()
+            .find_subcommand_mut("keygen")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!keygen.contains("insecure-test-preset"), "{keygen}");
+        assert!(keygen.contains("128-bit"), "{keygen}");
+    }
+}
