@@ -1,6 +1,94 @@
 //! Facade of the blindtuner workspace: re-exports the core crates so the cross-crate tests in
-//! `tests/` and the criterion benchmarks in `benches/` can name them from one place.
+//! `tests/`, the examples and the criterion benchmarks in `benches/` can name them from one
+//! place, plus [`harness`], the in-process two-party set-up they share.
 //! The crates themselves are `fhe-core`, `trainer-core`, `extractor` and `tui`.
 
 pub use fhe_core;
 pub use trainer_core;
+
+pub mod harness {
+    //! Both parties in one process, for tests, examples and benchmarks: the hospital's secret
+    //! key, encoder and encryption; the cloud's CKKS backend with evaluation keys for a layout
+    //! and the hospital-aided refresh answered in process ([`LocalHospital`]).
+
+    use std::sync::Arc;
+
+    use fhe_core::Error;
+    use fhe_core::ciphertext::Ciphertext;
+    use fhe_core::encoding::Encoder;
+    use fhe_core::encrypt::{decrypt, encrypt_sk};
+    use fhe_core::keys::{EvalKeys, SecretKey};
+    use fhe_core::params::Params;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use trainer_core::backend::Backend;
+    use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
+    use trainer_core::layout::Layout;
+
+    /// The refresher of the in-process set-up.
+    pub type LocalRefresh = MaskedRefresh<ChaCha20Rng, LocalHospital<ChaCha20Rng>>;
+
+    /// The hospital's side: parameters, secret key, encoder, the level and scale of fresh
+    /// ciphertexts.
+    #[derive(Debug)]
+    pub struct Hospital {
+        /// Parameters.
+        pub params: Params,
+        /// The secret key (never leaves this struct in a real deployment).
+        pub sk: SecretKey,
+        /// Full-slot encoder.
+        pub encoder: Encoder,
+        /// Level of fresh ciphertexts (the backend's top level).
+        pub level: usize,
+        /// Scale of fresh ciphertexts.
+        pub scale: f64,
+        rng: ChaCha20Rng,
+    }
+
+    impl Hospital {
+        /// Encrypts a full slot vector at the training level (seeded, secret-key encryption).
+        pub fn encrypt(&mut self, values: &[f64]) -> Result<Ciphertext, Error> {
+            let pt = self.encoder.encode_at(values, self.scale, self.level)?;
+            encrypt_sk(&self.params, &self.sk, &pt, &mut self.rng)
+        }
+
+        /// Decrypts and decodes a slot vector.
+        pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<f64>, Error> {
+            self.encoder.decode(&decrypt(&self.params, &self.sk, ct)?)
+        }
+    }
+
+    /// Generates the keys for `layout` from `seed` and returns the hospital and the cloud's
+    /// backend (evaluation keys, refresh answered by a [`LocalHospital`] holding a copy of the
+    /// secret key).
+    pub fn setup(
+        params: &Params,
+        layout: &Layout,
+        seed: u64,
+    ) -> Result<(Hospital, CkksBackend<LocalRefresh>), Error> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let sk = SecretKey::generate(params, &mut rng)?;
+        let keys = EvalKeys::generate(&sk, &layout.all_steps(), false, &mut rng)?;
+        let refresher = MaskedRefresh::new(
+            params,
+            ChaCha20Rng::seed_from_u64(seed ^ 0x636c_6f75),
+            LocalHospital::new(
+                params,
+                SecretKey::from_coeffs(params, sk.coeffs())?,
+                ChaCha20Rng::seed_from_u64(seed ^ 0x686f_7370),
+            ),
+        );
+        let cloud = CkksBackend::new(params, Arc::new(keys), refresher)?;
+        let level = cloud.top_level();
+        let scale = cloud.scale_at(level);
+        let hospital = Hospital {
+            params: params.clone(),
+            sk,
+            encoder: Encoder::new(params, params.max_slots())?,
+            level,
+            scale,
+            rng,
+        };
+        Ok((hospital, cloud))
+    }
+}

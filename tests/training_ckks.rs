@@ -3,21 +3,15 @@
 //! step by step, on BloodMNIST DeiT-tiny features from the fixtures. Toy (insecure) parameters
 //! keep it fast; the N = 2^16 run is a benchmark.
 
-use std::sync::Arc;
-
 mod common;
 
+use blindtuner::harness::setup;
 use common::split;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::ciphertext::Ciphertext;
-use fhe_core::encoding::{Encoder, Precision};
-use fhe_core::encrypt::{decrypt, encrypt_sk};
-use fhe_core::keys::{EvalKeys, SecretKey};
+use fhe_core::encoding::Precision;
 use fhe_core::params::presets;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror};
-use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
@@ -36,26 +30,8 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     };
     let slots = params.max_slots();
     let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
-    let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let sk = SecretKey::generate(&params, &mut rng).expect("sk");
-    let keys = EvalKeys::generate(&sk, &l.all_steps(), false, &mut rng).expect("keys");
-    let hospital = MaskedRefresh::new(
-        &params,
-        ChaCha20Rng::seed_from_u64(9),
-        LocalHospital::new(
-            &params,
-            SecretKey::from_coeffs(&params, sk.coeffs()).expect("sk copy"),
-            ChaCha20Rng::seed_from_u64(8),
-        ),
-    );
-    let ckks = CkksBackend::new(&params, Arc::new(keys), hospital).expect("backend");
+    let (mut hospital, ckks) = setup(&params, &l, 7).expect("keys");
     let top = ckks.top_level();
-    let fresh_scale = ckks.scale_at(top);
-    let enc = Encoder::new(&params, slots).expect("encoder");
-    let encrypt = |v: Vec<f64>, rng: &mut ChaCha20Rng| {
-        let pt = enc.encode_at(&v, fresh_scale, top).expect("encode");
-        encrypt_sk(&params, &sk, &pt, rng).expect("encrypt")
-    };
     let mirror = Mirror::new(slots, top);
     let schedule = Schedule {
         learning_rate: 1.0,
@@ -68,7 +44,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     };
     let mut t_enc = Trainer::new(l, config.clone());
     let mut t_mir = Trainer::new(l, config);
-    let mut s_enc = t_enc.zero_state(|v| encrypt(v, &mut rng));
+    let mut s_enc = t_enc.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
     let mut be_enc = AutoRefresh::new(ckks, 2);
     let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
@@ -78,11 +54,19 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         let b_enc = Batch {
             x: chunks
                 .iter()
-                .map(|c| encrypt(l.pack_x(c.iter().map(|&i| tr.row(i))), &mut rng))
+                .map(|c| {
+                    hospital
+                        .encrypt(&l.pack_x(c.iter().map(|&i| tr.row(i))))
+                        .expect("encrypt")
+                })
                 .collect(),
             y: chunks
                 .iter()
-                .map(|c| encrypt(l.pack_y(c.iter().map(|&i| tr.label(i))), &mut rng))
+                .map(|c| {
+                    hospital
+                        .encrypt(&l.pack_y(c.iter().map(|&i| tr.label(i))))
+                        .expect("encrypt")
+                })
                 .collect(),
             rows: chunks.iter().map(|c| c.len()).collect(),
         };
@@ -109,9 +93,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         assert_eq!(r_enc.ops.refresh, r_mir.ops.refresh);
         for (ce, cm) in s_enc.w.iter().zip(&s_mir.w) {
             assert_eq!(ce.level(), cm.level, "levels follow the mirror");
-            let got = enc
-                .decode(&decrypt(&params, &sk, ce).expect("decrypt"))
-                .expect("decode");
+            let got = hospital.decrypt(ce).expect("decrypt");
             let p = Precision::of_real(&cm.values, &got);
             assert!(p.min_bits >= 12.0, "step {step}: weights {p:?}");
         }
@@ -129,7 +111,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         Standardizer::fit(&split(&f, "train"), 1.0 / (f.dim as f64).sqrt()).apply(&v)
     };
     let packed = pack_chunks(&l, &val, &(0..2 * l.rows).collect::<Vec<_>>());
-    let v_enc = packed.map(|v| encrypt(v.to_vec(), &mut rng));
+    let v_enc = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
     let v_mir = packed.map(|v| mirror.vector(v.to_vec()));
     let loss_enc = t_enc
         .validation_loss(&mut be_enc, &s_enc.w, &v_enc)
@@ -139,10 +121,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         .validation_loss(&mut be_mir, &s_mir.w, &v_mir)
         .expect("mirror validation")
         .expect("chunks");
-    let dec = |ct: &Ciphertext| {
-        enc.decode(&decrypt(&params, &sk, ct).expect("decrypt"))
-            .expect("decode")
-    };
+    let dec = |ct: &Ciphertext| hospital.decrypt(ct).expect("decrypt");
     let got = dec(&loss_enc);
     let err = (got[0] - loss_mir.values[0]).abs();
     eprintln!(

@@ -135,6 +135,7 @@ pub struct CkksBackend<R> {
     cache: BTreeMap<(usize, usize, bool), Plaintext>,
     refresher: R,
     counts: OpCounts,
+    top: usize,
 }
 
 impl<R> core::fmt::Debug for CkksBackend<R> {
@@ -163,6 +164,7 @@ impl<R: Refresher> CkksBackend<R> {
             cache: BTreeMap::new(),
             refresher,
             counts: OpCounts::default(),
+            top: params.max_level().saturating_sub(1),
         })
     }
 
@@ -173,7 +175,22 @@ impl<R: Refresher> CkksBackend<R> {
 
     /// The level fresh vectors are encrypted at (`L − 1`).
     pub fn fresh_level(&self) -> usize {
-        self.params.max_level().saturating_sub(1)
+        self.top
+    }
+
+    /// The same backend with fresh and refreshed vectors at `level` instead of `L − 1`. With
+    /// bootstrapping this is one below the level bootstrapping ends at, so that every
+    /// refreshed ciphertext is aligned onto the canonical scale from above.
+    pub fn with_top_level(mut self, level: usize) -> Result<Self, Error> {
+        let max = self.params.max_level().saturating_sub(1);
+        if level == 0 || level > max {
+            return Err(Error::LevelTooLow {
+                have: max,
+                need: level.max(1),
+            });
+        }
+        self.top = level;
+        Ok(self)
     }
 
     /// The encoder (for the hospital side of tests and demos).

@@ -10,11 +10,12 @@
 //! - [`session`]: epochs: shuffling, chunk batches, validation, early stopping;
 //! - [`nag`]: learning-rate and momentum schedules;
 //! - [`exact`]: plain f64 softmax regression with NAG (the reference);
-//! - [`data`]: datasets and the hospital-side standardisation.
+//! - [`data`]: datasets and the hospital-side standardisation;
+//! - `timing` (feature `std`): wall-clock time per operation kind.
 #![no_std]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod backend;
@@ -26,6 +27,8 @@ pub mod nag;
 pub mod refresh;
 pub mod session;
 pub mod softmax;
+#[cfg(feature = "std")]
+pub mod timing;
 pub mod train;
 
 /// Version of the training algorithm's wire-visible conventions (packing, step order).

@@ -50,8 +50,8 @@ pub struct State<V> {
     pub step: usize,
 }
 
-/// Hyperparameters of a run.
-#[derive(Clone, Debug, PartialEq)]
+/// Hyperparameters of a run (default: η = 1, constant momentum 0.9, the default softmax).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrainConfig {
     /// Learning rate and momentum.
     pub schedule: Schedule,

@@ -1,0 +1,64 @@
+//! Criterion benchmarks of encrypted training: `train_step/{mode}/{logN}/{batch}`, one
+//! Nesterov step on BloodMNIST fixture features (d = 192, c = 8) with the CKKS backend.
+//!
+//! - `hospital`: the hospital-aided refresh, answered in process (so the figure is the cloud's
+//!   compute plus the hospital's decrypt/re-encrypt, without network).
+//!
+//! `cargo bench -p blindtuner --bench train` runs `n16_train` at batch 1024 (the cost
+//! point; about 7 GiB of keys) and `n14_train` at batch 256; `BLINDTUNER_BENCH_QUICK=1` (CI)
+//! runs only the insecure toy preset, so the group cannot rot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use blindtuner::harness::setup;
+use extractor::fixtures::{Dataset as Fx, load};
+use fhe_core::params::presets;
+use trainer_core::data::Standardizer;
+use trainer_core::layout::Layout;
+use trainer_core::refresh::AutoRefresh;
+use trainer_core::session::{pack_chunks, shuffled};
+use trainer_core::train::{TrainConfig, Trainer};
+
+fn quick() -> bool {
+    std::env::var_os("BLINDTUNER_BENCH_QUICK").is_some()
+}
+
+fn train_step(c: &mut Criterion) {
+    let f = load(Fx::Blood).expect("fixture");
+    let tr = {
+        let t = common::split(&f, "train");
+        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
+    };
+    let points: Vec<(&str, usize)> = if quick() {
+        vec![("toy_insecure_train", 8)]
+    } else {
+        vec![("n14_train", 256), ("n16_train", 1024)]
+    };
+    let mut g = c.benchmark_group("train_step");
+    g.sample_size(10);
+    for (preset, batch) in points {
+        let params = presets::by_name(preset).unwrap().validate().unwrap();
+        let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
+        let (mut hospital, cloud) = setup(&params, &l, 1).unwrap();
+        let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
+        let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
+        let chunks = packed.map(|v| hospital.encrypt(v).unwrap());
+        let batch_ct = chunks.batch(&idx);
+        let mut trainer = Trainer::new(l, TrainConfig::default());
+        let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
+        let mut be = AutoRefresh::new(cloud, 2);
+        g.bench_function(
+            BenchmarkId::new(format!("hospital/{}", params.log_n()), batch),
+            |b| b.iter(|| trainer.step(&mut be, &mut state, &batch_ct).unwrap()),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, train_step);
+criterion_main!(benches);

@@ -1,0 +1,95 @@
+//! Cost report of encrypted training steps (hospital-aided refresh): operation counts,
+//! refreshes, the weights' level after the step, and wall-clock seconds split by operation
+//! kind, one JSON object per step.
+//!
+//! `cargo run --release -p blindtuner --example train_cost -- [preset] [batch] [steps]`
+//! (defaults: `n16_train 1024 2`; BloodMNIST fixture features, d = 192, c = 8). Memory: the
+//! N = 2^16 keys for the trainer's 27 rotations take about 7 GiB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Instant;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use blindtuner::harness::setup;
+use extractor::fixtures::{Dataset as Fx, load};
+use fhe_core::params::presets;
+use trainer_core::backend::Backend;
+use trainer_core::data::Standardizer;
+use trainer_core::layout::Layout;
+use trainer_core::refresh::AutoRefresh;
+use trainer_core::session::{pack_chunks, shuffled};
+use trainer_core::timing::Timed;
+use trainer_core::train::{TrainConfig, Trainer};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let preset = args.first().map_or("n16_train", String::as_str);
+    let batch: usize = args.get(1).map_or(1024, |s| s.parse().expect("batch size"));
+    let steps: usize = args.get(2).map_or(2, |s| s.parse().expect("steps"));
+    let params = presets::by_name(preset)
+        .unwrap_or_else(|| panic!("unknown preset {preset}"))
+        .validate()
+        .expect("params");
+    let f = load(Fx::Blood).expect("fixture");
+    let tr = {
+        let t = common::split(&f, "train");
+        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
+    };
+    let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).expect("layout");
+    let chunks_per_batch = batch.div_ceil(l.rows);
+    let t0 = Instant::now();
+    let (mut hospital, cloud) = setup(&params, &l, 1).expect("keys");
+    let keygen_s = t0.elapsed().as_secs_f64();
+    let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
+    let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
+    let t1 = Instant::now();
+    let chunks = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
+    let encrypt_s = t1.elapsed().as_secs_f64();
+    eprintln!(
+        "preset {preset} (N = 2^{}, {} levels, log QP {:.0}), layout {} rows × {} slots/row, \
+         batch {} = {} chunks; keys {keygen_s:.1} s, encryption of {} chunks {encrypt_s:.1} s",
+        params.log_n(),
+        params.max_level(),
+        params.log_qp(),
+        l.rows,
+        l.block,
+        idx.len() * l.rows,
+        idx.len(),
+        packed.len()
+    );
+    let mut trainer = Trainer::new(l, TrainConfig::default());
+    let mut state = trainer.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
+    let mut be = AutoRefresh::new(Timed::new(cloud), 2);
+    for step in 0..steps {
+        let b = chunks.batch(&idx);
+        let (c0, t0) = (be.counts(), be.inner.times);
+        let wall = Instant::now();
+        let r = trainer.step(&mut be, &mut state, &b).expect("step");
+        let secs = wall.elapsed().as_secs_f64();
+        let c = be.counts() - c0;
+        let t = be.inner.times - t0;
+        let level = state.w.iter().map(|w| be.level(w)).min().unwrap_or(0);
+        println!(
+            "{{\"preset\":\"{preset}\",\"log_n\":{},\"batch\":{},\"step\":{step},\"seconds\":{secs:.3},\
+             \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\
+             \"weights_level_after\":{level},\"top_level\":{},\
+             \"mult_s\":{:.3},\"cmult_s\":{:.3},\"rot_s\":{:.3},\"add_s\":{:.3},\"refresh_s\":{:.3}}}",
+            params.log_n(),
+            idx.len() * l.rows,
+            r.ops.mult,
+            r.ops.cmult,
+            r.ops.rot,
+            r.ops.relin,
+            c.refresh,
+            be.top_level(),
+            t.mult.as_secs_f64(),
+            t.cmult.as_secs_f64(),
+            t.rot.as_secs_f64(),
+            t.add.as_secs_f64(),
+            t.refresh.as_secs_f64(),
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Wall-clock time per operation kind (`std` only): a [`Backend`] wrapper for cost reports and
+//! the terminal app's time split. Place it *inside* [`crate::refresh::AutoRefresh`] so that
+//! refreshes are timed apart from the products that trigger them.
+
+use alloc::vec::Vec;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, OpCounts, PlainId};
+
+/// Time spent per kind of operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpTimes {
+    /// Ciphertext products (tensor, relinearisation, rescale).
+    pub mult: Duration,
+    /// Plaintext and constant products.
+    pub cmult: Duration,
+    /// Rotations.
+    pub rot: Duration,
+    /// Additions and subtractions.
+    pub add: Duration,
+    /// Refreshes (bootstrapping or the hospital round trip).
+    pub refresh: Duration,
+}
+
+impl OpTimes {
+    /// All of it.
+    pub fn total(&self) -> Duration {
+        self.mult + self.cmult + self.rot + self.add + self.refresh
+    }
+}
+
+impl core::ops::Sub for OpTimes {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Self {
+            mult: self.mult.saturating_sub(o.mult),
+            cmult: self.cmult.saturating_sub(o.cmult),
+            rot: self.rot.saturating_sub(o.rot),
+            add: self.add.saturating_sub(o.add),
+            refresh: self.refresh.saturating_sub(o.refresh),
+        }
+    }
+}
+
+/// Times every operation of the wrapped backend.
+#[derive(Clone, Debug)]
+pub struct Timed<B> {
+    /// The wrapped backend.
+    pub inner: B,
+    /// Accumulated times.
+    pub times: OpTimes,
+}
+
+impl<B> Timed<B> {
+    /// Wraps `inner` with zero times.
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            times: OpTimes::default(),
+        }
+    }
+}
+
+fn timed<T>(slot: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    *slot += t.elapsed();
+    out
+}
+
+impl<B: Backend> Backend for Timed<B> {
+    type Vector = B::Vector;
+    type Error = B::Error;
+
+    fn slots(&self) -> usize {
+        self.inner.slots()
+    }
+    fn top_level(&self) -> usize {
+        self.inner.top_level()
+    }
+    fn level(&self, v: &B::Vector) -> usize {
+        self.inner.level(v)
+    }
+    fn plain(&mut self, values: Vec<f64>) -> PlainId {
+        self.inner.plain(values)
+    }
+    fn add(&mut self, a: &B::Vector, b: &B::Vector) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.add, || self.inner.add(a, b))
+    }
+    fn sub(&mut self, a: &B::Vector, b: &B::Vector) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.add, || self.inner.sub(a, b))
+    }
+    fn add_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.add, || self.inner.add_const(a, c))
+    }
+    fn add_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.add, || self.inner.add_plain(a, p))
+    }
+    fn mul_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.cmult, || self.inner.mul_const(a, c))
+    }
+    fn mul_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.cmult, || self.inner.mul_plain(a, p))
+    }
+    fn mul_sum(&mut self, pairs: &[(&B::Vector, &B::Vector)]) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.mult, || self.inner.mul_sum(pairs))
+    }
+    fn rotate(&mut self, a: &B::Vector, step: i64) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.rot, || self.inner.rotate(a, step))
+    }
+    fn rotate_many(&mut self, a: &B::Vector, steps: &[i64]) -> Result<Vec<B::Vector>, B::Error> {
+        timed(&mut self.times.rot, || self.inner.rotate_many(a, steps))
+    }
+    fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.refresh, || self.inner.refresh(v))
+    }
+    fn counts(&self) -> OpCounts {
+        self.inner.counts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Mirror;
+    use crate::refresh::AutoRefresh;
+
+    #[test]
+    fn refreshes_are_timed_apart_and_counts_pass_through() {
+        let m = Mirror::new(8, 1);
+        let mut be = AutoRefresh::new(Timed::new(m.clone()), 0);
+        let a = m.vector(alloc::vec![1.0; 8]);
+        let b = be.mul(&a, &a).expect("product");
+        let c = be.mul(&b, &b).expect("refresh, then product");
+        assert_eq!(c.values, alloc::vec![1.0; 8]);
+        let counts = be.counts();
+        assert_eq!((counts.mult, counts.refresh), (2, 1));
+        let t = be.inner.times;
+        assert_eq!(t.total(), t.mult + t.refresh);
+        assert!(t.rot.is_zero() && t.cmult.is_zero());
+    }
+}
