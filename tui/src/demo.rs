@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use fhe_core::keys::SecretKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use trainer_core::backend::{Backend, Mirror, OpCounts, PlainId};
+use trainer_core::backend::{Backend, Mirror, OpCounts};
 use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::exact::{self, Model};
 use trainer_core::layout::Layout;
@@ -26,6 +26,7 @@ use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{self, Chunks, Plan};
 use trainer_core::softmax::SoftmaxApprox;
+use trainer_core::timing::Timed;
 use trainer_core::train::{TrainConfig, Trainer};
 
 use crate::hospital::{self, Encryptor, Metrics};
@@ -134,7 +135,8 @@ pub struct KeyInfo {
     pub encrypt_s: f64,
 }
 
-/// Seconds of one step by kind of operation.
+/// Seconds of one step by kind of operation (products with plaintexts and constants count
+/// as `mult`; `other` is additions and the rest).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TimeSplit {
     pub mult: f64,
@@ -234,71 +236,6 @@ impl Control {
     }
     pub fn paused(&self) -> bool {
         self.0.load(Ordering::SeqCst) == Self::PAUSE
-    }
-}
-
-/// A backend wrapper that times every operation by kind.
-struct Timed<B> {
-    inner: B,
-    time: TimeSplit,
-}
-
-impl<B: Backend> Timed<B> {
-    fn timed<T>(slot: &mut f64, f: impl FnOnce() -> T) -> T {
-        let t = Instant::now();
-        let r = f();
-        *slot += t.elapsed().as_secs_f64();
-        r
-    }
-}
-
-impl<B: Backend> Backend for Timed<B> {
-    type Vector = B::Vector;
-    type Error = B::Error;
-    fn slots(&self) -> usize {
-        self.inner.slots()
-    }
-    fn top_level(&self) -> usize {
-        self.inner.top_level()
-    }
-    fn level(&self, v: &B::Vector) -> usize {
-        self.inner.level(v)
-    }
-    fn plain(&mut self, values: Vec<f64>) -> PlainId {
-        self.inner.plain(values)
-    }
-    fn add(&mut self, a: &B::Vector, b: &B::Vector) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.other, || self.inner.add(a, b))
-    }
-    fn sub(&mut self, a: &B::Vector, b: &B::Vector) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.other, || self.inner.sub(a, b))
-    }
-    fn add_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.other, || self.inner.add_const(a, c))
-    }
-    fn add_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.other, || self.inner.add_plain(a, p))
-    }
-    fn mul_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.mult, || self.inner.mul_const(a, c))
-    }
-    fn mul_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.mult, || self.inner.mul_plain(a, p))
-    }
-    fn mul_sum(&mut self, pairs: &[(&B::Vector, &B::Vector)]) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.mult, || self.inner.mul_sum(pairs))
-    }
-    fn rotate(&mut self, a: &B::Vector, step: i64) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.rot, || self.inner.rotate(a, step))
-    }
-    fn rotate_many(&mut self, a: &B::Vector, steps: &[i64]) -> Result<Vec<B::Vector>, B::Error> {
-        Self::timed(&mut self.time.rot, || self.inner.rotate_many(a, steps))
-    }
-    fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
-        Self::timed(&mut self.time.refresh, || self.inner.refresh(v))
-    }
-    fn counts(&self) -> OpCounts {
-        self.inner.counts()
     }
 }
 
@@ -430,13 +367,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let zero = crate::cloud::zero_ct(&params)?;
     let mut s_enc = t_enc.zero_state(|_| zero.clone());
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_enc = AutoRefresh::new(
-        Timed {
-            inner: ckks,
-            time: TimeSplit::default(),
-        },
-        2,
-    );
+    let mut be_enc = AutoRefresh::new(Timed::new(ckks), 2);
     let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
     let (c, d) = (train.classes(), train.features());
     let mut ex_w = Model::zeros(c, d);
@@ -469,7 +400,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
                 stopped = true;
                 break 'outer;
             }
-            let before = be_enc.inner.time;
+            let before = be_enc.inner.times;
             let ts = Instant::now();
             let r = ok_or(
                 t_enc.step(&mut be_enc, &mut s_enc, &chunks_ct.batch(idx)),
@@ -509,15 +440,12 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
                 .zip(&m_mir.w)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f64::max);
-            let after = be_enc.inner.time;
+            let d_t = be_enc.inner.times - before;
             let time = TimeSplit {
-                mult: after.mult - before.mult,
-                rot: after.rot - before.rot,
-                refresh: after.refresh - before.refresh,
-                other: (secs
-                    - (after.mult - before.mult)
-                    - (after.rot - before.rot)
-                    - (after.refresh - before.refresh))
+                mult: (d_t.mult + d_t.cmult).as_secs_f64(),
+                rot: d_t.rot.as_secs_f64(),
+                refresh: d_t.refresh.as_secs_f64(),
+                other: (secs - (d_t.mult + d_t.cmult + d_t.rot + d_t.refresh).as_secs_f64())
                     .max(0.0),
             };
             let models = [&m_enc, &m_mir, &ex_w];
