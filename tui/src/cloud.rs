@@ -195,6 +195,8 @@ pub struct Settings {
 /// `Checkpoint`: where a run is and its encrypted state.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckpointWire {
+    /// A random id of the run, kept across `--resume` (the hospital's early-stopping record).
+    pub run: u64,
     pub settings: Settings,
     /// Length of the dataset file it trains on (a cheap identity check).
     pub dataset_len: u64,
@@ -478,6 +480,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             .map(|_| Ok(zero_ct(&params)?.to_bytes(&params)?))
             .collect::<Result<_>>()?;
         CheckpointWire {
+            run: ChaCha20Rng::from_os_rng().next_u64(),
             settings: settings.clone(),
             dataset_len: inp.dataset_len,
             epoch: 0,
@@ -555,6 +558,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 .context("validation loss")?;
             if let Some(loss) = loss {
                 let body = RequestBody::ValidationLoss {
+                    run: ck.run,
                     epoch: epoch as u64,
                     patience: Some(p as u64),
                     min_delta: plan.min_delta,

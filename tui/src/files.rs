@@ -217,6 +217,8 @@ pub enum RequestBody {
     /// The encrypted validation loss of an epoch (slot 0), with the run's early-stopping
     /// settings; the hospital decrypts it and answers with its verdict.
     ValidationLoss {
+        /// The training run (kept across `--resume`).
+        run: u64,
         epoch: u64,
         patience: Option<u64>,
         min_delta: f64,

@@ -3,6 +3,7 @@
 //! The hospital directory (`--hospital DIR`) holds `secret.key` (owner-only), `params.bltn`,
 //! `stats.bltn` and, for the cloud, `public.keys` and `eval.keys`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -675,10 +676,17 @@ pub struct Answerer {
     pub params: Params,
     pub sk: SecretKey,
     pub rng: ChaCha20Rng,
-    pub stopping: Option<EarlyStopping>,
-    /// Verdicts already given, by epoch (a resumed cloud may ask again).
-    pub verdicts: std::collections::BTreeMap<u64, (f64, u8)>,
+    /// Early stopping per training run (the run id survives `--resume`), with the verdicts
+    /// already given by epoch (a resumed cloud may ask again).
+    pub runs: BTreeMap<u64, RunVerdicts>,
     pub answered: u64,
+}
+
+/// The hospital's early-stopping record of one training run.
+#[derive(Clone, Debug)]
+pub struct RunVerdicts {
+    pub stopping: EarlyStopping,
+    pub verdicts: BTreeMap<u64, (f64, u8)>,
 }
 
 impl Answerer {
@@ -687,13 +695,13 @@ impl Answerer {
             params,
             sk,
             rng: os_rng(),
-            stopping: None,
-            verdicts: Default::default(),
+            runs: BTreeMap::new(),
             answered: 0,
         }
     }
 
-    fn answer(&mut self, req: RequestBody) -> Result<ResponseBody> {
+    /// The answer to one request.
+    pub fn answer(&mut self, req: RequestBody) -> Result<ResponseBody> {
         Ok(match req {
             RequestBody::Refresh(b) => {
                 let ct = Ciphertext::from_bytes(&self.params, &b)?;
@@ -701,12 +709,17 @@ impl Answerer {
                 ResponseBody::Refreshed(fresh.to_bytes(&self.params)?)
             }
             RequestBody::ValidationLoss {
+                run,
                 epoch,
                 patience,
                 min_delta,
                 ct,
             } => {
-                if let Some(&(loss, verdict)) = self.verdicts.get(&epoch) {
+                let rec = self.runs.entry(run).or_insert_with(|| RunVerdicts {
+                    stopping: EarlyStopping::new(patience.map(|p| p as usize), min_delta),
+                    verdicts: BTreeMap::new(),
+                });
+                if let Some(&(loss, verdict)) = rec.verdicts.get(&epoch) {
                     return Ok(ResponseBody::Verdict {
                         epoch,
                         loss,
@@ -716,15 +729,12 @@ impl Answerer {
                 let ct = Ciphertext::from_bytes(&self.params, &ct)?;
                 let enc = Encryptor::new(&self.params, &self.sk)?;
                 let loss = enc.decrypt(&ct)?.first().copied().unwrap_or(f64::NAN);
-                let es = self.stopping.get_or_insert_with(|| {
-                    EarlyStopping::new(patience.map(|p| p as usize), min_delta)
-                });
-                let verdict = match es.observe(epoch as usize, loss) {
+                let verdict = match rec.stopping.observe(epoch as usize, loss) {
                     Verdict::Improved => 0,
                     Verdict::Worse => 1,
                     Verdict::Stop => 2,
                 };
-                self.verdicts.insert(epoch, (loss, verdict));
+                rec.verdicts.insert(epoch, (loss, verdict));
                 ResponseBody::Verdict {
                     epoch,
                     loss,
@@ -817,4 +827,59 @@ pub fn refresh(a: &RefreshArgs) -> Result<()> {
     }
     eprintln!("refresh: answered {} requests", ans.answered);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn loss_request(ans: &Answerer, run: u64, epoch: u64, loss: f64) -> RequestBody {
+        let enc = Encryptor::new(&ans.params, &ans.sk).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(epoch);
+        let v = vec![loss; ans.params.max_slots()];
+        RequestBody::ValidationLoss {
+            run,
+            epoch,
+            patience: Some(2),
+            min_delta: 1e-4,
+            ct: enc
+                .encrypt(&v, &mut rng)
+                .unwrap()
+                .to_bytes(&ans.params)
+                .unwrap(),
+        }
+    }
+
+    fn verdict(r: ResponseBody) -> (f64, u8) {
+        match r {
+            ResponseBody::Verdict { loss, verdict, .. } => (loss, verdict),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_hospital_decides_early_stopping_from_the_decrypted_loss_per_run() {
+        let params = presets::params(presets::INSECURE_TEST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let mut ans = Answerer::new(params, sk);
+        // Run 1: better, worse, worse → stop (patience 2).
+        let mut got = Vec::new();
+        for (e, l) in [0.5, 0.6, 0.7].into_iter().enumerate() {
+            let req = loss_request(&ans, 1, e as u64, l);
+            got.push(verdict(ans.answer(req).unwrap()));
+        }
+        assert!((got[0].0 - 0.5).abs() < 1e-6, "decrypted loss {got:?}");
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [0, 1, 2]);
+        // A resumed cloud asking about epoch 1 again gets the same verdict, not a new count.
+        let again = loss_request(&ans, 1, 1, 0.1);
+        assert_eq!(verdict(ans.answer(again).unwrap()), got[1]);
+        // Another run starts its own record.
+        let other = loss_request(&ans, 2, 0, 0.9);
+        assert_eq!(verdict(ans.answer(other).unwrap()).1, 0);
+        // A refresh request with a broken ciphertext is an error, not a panic.
+        assert!(ans.answer(RequestBody::Refresh(vec![1, 2, 3])).is_err());
+    }
 }
