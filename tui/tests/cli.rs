@@ -190,7 +190,7 @@ fn kind_of(path: &Path) -> Option<u16> {
 
 #[test]
 fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
-    let p = setup("24");
+    let p = setup("16");
     let ex = p.exchange.to_str().unwrap().to_string();
     let watcher = Watcher::start(&p.hospital, &p.exchange);
     let log = ok(
@@ -201,8 +201,9 @@ fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
         log.contains("hospital's verdict"),
         "validation verdicts: {log}"
     );
-    // 24 samples in chunks of 4 rows: 6 steps per epoch.
-    assert!(log.contains("step    6"), "{log}");
+    // 16 samples in chunks of 4 rows: 4 steps per epoch, 2 epochs.
+    assert!(log.contains("step    8"), "{log}");
+    assert!(!log.contains("step    9"), "{log}");
 
     // The cloud directory never holds a hospital-only file.
     for e in fs::read_dir(&p.cloud).unwrap() {
@@ -260,7 +261,9 @@ fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["samples"], 1024);
     let acc = v["accuracy"].as_f64().unwrap();
-    // 8 classes: chance is 12.5 %; 12 steps on 24 samples learn more than that.
+    // 8 classes: one class alone is at most 19.5 % of the test split; 8 steps on 16 samples
+    // learn more than that.
+    eprintln!("test accuracy after the round trip: {acc}");
     assert!(acc > 0.2 && acc <= 1.0, "accuracy {acc}");
     let confusion = v["confusion"].as_array().unwrap();
     assert_eq!(confusion.len(), 8);
@@ -346,7 +349,7 @@ fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
 
 #[test]
 fn kill_9_during_train_then_resume_gives_the_same_model() {
-    let p = setup("32");
+    let p = setup("16");
     let ex = p.exchange.to_str().unwrap().to_string();
     let _watcher = Watcher::start(&p.hospital, &p.exchange);
     // Reference: uninterrupted.
