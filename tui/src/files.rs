@@ -369,3 +369,119 @@ pub fn human(n: usize) -> String {
         format!("{n} B")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use fhe_core::keys::{EvalKeys, SecretKey};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// A small EncryptedDataset file and matching evaluation keys (no rotation keys).
+    fn dataset() -> (Params, Vec<u8>, Vec<u8>) {
+        let params = crate::presets::params(crate::presets::INSECURE_TEST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let enc = crate::hospital::Encryptor::new(&params, &sk).unwrap();
+        let ct = enc
+            .encrypt(&[0.5; 8], &mut rng)
+            .unwrap()
+            .to_bytes(&params)
+            .unwrap();
+        let wire = DatasetWire {
+            params: params.to_bytes().unwrap(),
+            features: 4,
+            classes: 2,
+            train: ChunksWire {
+                x: vec![ct.clone()],
+                y: vec![ct.clone()],
+                rows: vec![2],
+            },
+            val: ChunksWire::default(),
+        };
+        let file = seal(ObjectKind::EncryptedDataset, params.fingerprint(), &wire).unwrap();
+        let keys = EvalKeys::generate(&sk, &[], false, &mut rng).unwrap();
+        let keys = keys.to_bytes(&params).unwrap();
+        (params, file, keys)
+    }
+
+    #[test]
+    fn atomic_writes_leave_the_file_whole_and_private_files_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.bltn");
+        write_atomic(&p, b"one", false).unwrap();
+        write_atomic(&p, b"two", true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Only the file itself is left: no temporary.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A path in a missing folder fails, naming the file, and leaves nothing.
+        let bad = dir.path().join("missing").join("x.bltn");
+        let e = write_atomic(&bad, b"x", false).unwrap_err();
+        assert!(format!("{e:#}").contains("x.bltn"), "{e:#}");
+    }
+
+    #[test]
+    fn every_prefix_and_corruption_of_a_dataset_is_an_error_not_a_panic() {
+        let (_, file, keys) = dataset();
+        let dir = tempfile::tempdir().unwrap();
+        let (dp, kp) = (dir.path().join("d.bltn"), dir.path().join("k.bltn"));
+        fs::write(&kp, &keys).unwrap();
+        fs::write(&dp, &file).unwrap();
+        let ok = crate::cloud::load_inputs(&dp, &kp).unwrap();
+        assert_eq!(ok.train.samples(), 2);
+        assert!(describe(&dp, &file).is_ok());
+        let step = (file.len() / 100).max(1);
+        for cut in (0..file.len()).step_by(step) {
+            let b = &file[..cut];
+            assert!(describe(&dp, b).is_err(), "prefix {cut}");
+            fs::write(&dp, b).unwrap();
+            let e = crate::cloud::load_inputs(&dp, &kp).err().unwrap();
+            assert!(format!("{e:#}").contains("d.bltn"), "{e:#}");
+        }
+        // Flipped bytes: errors or (for bits inside a residue that stays reduced) a dataset,
+        // never a panic.
+        for i in (24..file.len()).step_by(step) {
+            let mut b = file.clone();
+            b[i] ^= 0x5a;
+            let _ = describe(&dp, &b);
+            fs::write(&dp, &b).unwrap();
+            let _ = crate::cloud::load_inputs(&dp, &kp);
+        }
+        // The wrong kind is named.
+        let e = open::<DatasetWire>(&dp, &keys, ObjectKind::EncryptedDataset, None).unwrap_err();
+        assert!(format!("{e}").contains("found EvalKeys"), "{e}");
+    }
+
+    #[test]
+    fn cloud_inputs_refuse_hospital_only_kinds() {
+        let params = crate::presets::params(crate::presets::INSECURE_TEST).unwrap();
+        let sk = SecretKey::generate(&params, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
+        let sk_file = sk.to_bytes(&params).unwrap();
+        let e = refuse_secret(Path::new("s.key"), &sk_file).unwrap_err();
+        assert!(format!("{e}").contains("belongs to the hospital"));
+        let stats = seal(
+            ObjectKind::Stats,
+            params.fingerprint(),
+            &StatsWire {
+                source: "x".into(),
+                class_names: vec![],
+                mean: vec![],
+                std: vec![],
+                scale: 1.0,
+                train_samples: 0,
+                val_samples: 0,
+            },
+        )
+        .unwrap();
+        assert!(refuse_secret(Path::new("stats.bltn"), &stats).is_err());
+        assert!(refuse_secret(Path::new("p"), &params.to_bytes().unwrap()).is_ok());
+    }
+}
