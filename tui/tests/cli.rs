@@ -481,3 +481,44 @@ fn demo_json_reports_the_three_runs() {
     assert!((m - x).abs() <= 0.01, "mirror {m} vs exact {x}");
     assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn bench_train_reports_ops_and_seconds_per_step_and_bootstrap_is_announced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(
+        &[
+            "bench",
+            "train",
+            "--insecure-test-preset",
+            "--steps",
+            "2",
+            "--batch-chunks",
+            "1",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["bench"], "train");
+    assert_eq!(v["batch_samples"], 4, "one chunk of 4 rows at N = 2^11");
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for s in steps {
+        // Same layout, same chunk count: the same products every step.
+        assert_eq!(s["mult"], steps[0]["mult"]);
+        assert!(s["mult"].as_u64().unwrap() > 0 && s["refresh"].as_u64().unwrap() > 0);
+        let parts: f64 = [
+            "seconds_mult",
+            "seconds_rot",
+            "seconds_refresh",
+            "seconds_other",
+        ]
+        .iter()
+        .map(|k| s[*k].as_f64().unwrap())
+        .sum();
+        let total = s["seconds"].as_f64().unwrap();
+        assert!((parts - total).abs() <= 0.05 * total + 1e-3, "{s}");
+    }
+    let err = fails(&["bench", "bootstrap"], tmp.path());
+    assert!(err.contains("not available yet"), "{err}");
+}
