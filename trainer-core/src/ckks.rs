@@ -189,6 +189,14 @@ impl<R: Refresher> CkksBackend<R> {
                 need: level.max(1),
             });
         }
+        // Re-anchor the canonical scales: `S_{level+1}` is the parameters' scale, as `S_L` is
+        // for the whole chain, so the working levels keep scales near `2^log_scale` whatever
+        // the (bootstrapping) primes above them are.
+        let q = self.params.q();
+        let mut scales = canonical_scales(q.get(..=level + 1).unwrap_or(q), self.params.scale());
+        scales.resize(q.len(), self.params.scale());
+        self.scales = scales;
+        self.cache.clear();
         self.top = level;
         Ok(self)
     }
