@@ -147,6 +147,9 @@ pub struct TrainArgs {
     /// Exchange directory shared with the hospital's `blindtuner refresh --watch`.
     #[arg(long, default_value = "exchange")]
     pub exchange: PathBuf,
+    /// Or reach the hospital's `blindtuner refresh --listen` over loopback TCP (host:port).
+    #[arg(long)]
+    pub hospital_addr: Option<String>,
     /// Seconds to wait for one answer of the hospital.
     #[arg(long, default_value_t = 600.0)]
     pub hospital_timeout: f64,
@@ -175,6 +178,9 @@ pub struct InferArgs {
     /// Exchange directory shared with the hospital.
     #[arg(long, default_value = "exchange")]
     pub exchange: PathBuf,
+    /// Or reach the hospital's `blindtuner refresh --listen` over loopback TCP (host:port).
+    #[arg(long)]
+    pub hospital_addr: Option<String>,
     #[arg(long, default_value_t = 600.0)]
     pub hospital_timeout: f64,
 }
@@ -215,6 +221,8 @@ pub struct CheckpointWire {
 pub struct FileTransport {
     params: Params,
     dir: PathBuf,
+    /// The TCP link instead of the directory, when given.
+    tcp: Option<std::net::TcpStream>,
     run: u64,
     next: u64,
     timeout: Duration,
@@ -229,13 +237,31 @@ pub struct FileTransport {
 /// The cloud's refresher: masks, sends through the exchange directory, unmasks.
 pub type FileRefresher = MaskedRefresh<ChaCha20Rng, FileTransport>;
 
-/// A refresher over the exchange directory `dir`.
-pub fn file_refresher(params: &Params, dir: &Path, timeout: Duration) -> Result<FileRefresher> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// A refresher over the exchange directory `dir`, or over TCP to `addr` when given.
+pub fn file_refresher(
+    params: &Params,
+    dir: &Path,
+    addr: Option<&str>,
+    timeout: Duration,
+) -> Result<FileRefresher> {
+    let tcp = match addr {
+        Some(a) => {
+            let s = std::net::TcpStream::connect(a)
+                .with_context(|| format!("connecting to the hospital at {a}"))?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_nodelay(true)?;
+            Some(s)
+        }
+        None => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            None
+        }
+    };
     let mut rng = ChaCha20Rng::from_os_rng();
     let transport = FileTransport {
         params: params.clone(),
         dir: dir.to_path_buf(),
+        tcp,
         run: rng.next_u64(),
         next: 0,
         timeout,
@@ -250,6 +276,27 @@ impl FileTransport {
     /// Sends one request and waits for its answer.
     pub fn exchange(&mut self, body: &RequestBody) -> Result<ResponseBody> {
         let t0 = Instant::now();
+        if let Some(stream) = &mut self.tcp {
+            let fp = self.params.fingerprint();
+            let label = PathBuf::from(
+                stream
+                    .peer_addr()
+                    .map_or_else(|_| "the hospital".to_string(), |a| format!("tcp {a}")),
+            );
+            files::write_frame(stream, &files::seal(ObjectKind::RefreshRequest, fp, body)?)
+                .with_context(|| format!("sending to {}", label.display()))?;
+            let bytes = files::read_frame(stream)
+                .with_context(|| format!("waiting for {}", label.display()))?
+                .with_context(|| format!("{} closed the connection", label.display()))?;
+            let (_, r): (_, ResponseBody) =
+                files::open(&label, &bytes, ObjectKind::RefreshResponse, Some(fp))?;
+            self.exchanges += 1;
+            self.time += t0.elapsed();
+            if let ResponseBody::Failed(msg) = &r {
+                bail!("the hospital could not answer: {msg}");
+            }
+            return Ok(r);
+        }
         let name = format!("{:016x}-{:08}", self.run, self.next);
         self.next += 1;
         let req = self.dir.join(format!("{name}.req"));
@@ -437,6 +484,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let refresher = file_refresher(
         &params,
         &a.exchange,
+        a.hospital_addr.as_deref(),
         Duration::from_secs_f64(a.hospital_timeout),
     )?;
     let ckks = CkksBackend::new(&params, inp.keys.clone(), refresher)?;
@@ -650,6 +698,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
     let refresher = file_refresher(
         &params,
         &a.exchange,
+        a.hospital_addr.as_deref(),
         Duration::from_secs_f64(a.hospital_timeout),
     )?;
     let ckks = CkksBackend::new(&params, inp.keys.clone(), refresher)?;

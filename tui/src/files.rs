@@ -249,6 +249,36 @@ pub struct ScoresWire {
     pub scores: Vec<Vec<u8>>,
 }
 
+/// Largest frame accepted on the loopback TCP link (a ciphertext at N = 2^16 is ~20 MiB).
+pub const MAX_FRAME: u64 = 1 << 30;
+
+/// Writes one frame: the 8-byte little-endian length, then the file bytes.
+pub fn write_frame(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    w.write_all(bytes)?;
+    w.flush()
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the stream.
+pub fn read_frame(r: &mut impl std::io::Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 8];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let n = u64::from_le_bytes(len);
+    if n > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {n} bytes (at most {MAX_FRAME})"),
+        ));
+    }
+    let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+    r.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}
+
 /// A short human description of a file, for `inspect`.
 pub fn describe(path: &Path, bytes: &[u8]) -> Result<Vec<(String, String)>> {
     let h = header(path, bytes)?;

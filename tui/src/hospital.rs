@@ -153,8 +153,12 @@ pub struct RefreshArgs {
     #[arg(long, default_value = "hospital")]
     pub hospital: PathBuf,
     /// Exchange directory shared with the cloud: answer every `*.req` with a `*.resp`.
+    #[arg(long, required_unless_present = "listen", conflicts_with = "listen")]
+    pub watch: Option<PathBuf>,
+    /// Or listen on this loopback TCP address (e.g. 127.0.0.1:7700; port 0 picks one and
+    /// prints it) for `train --hospital-addr`.
     #[arg(long)]
-    pub watch: PathBuf,
+    pub listen: Option<String>,
     /// Exit after this many seconds without a request (default: run until killed, or until a
     /// file named `stop` appears in the exchange directory).
     #[arg(long)]
@@ -744,6 +748,55 @@ impl Answerer {
         })
     }
 
+    /// The `RefreshResponse` file answering the `RefreshRequest` file `bytes` (named `label`
+    /// in errors); a request it cannot answer gets a `Failed` answer.
+    pub fn answer_file(&mut self, label: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+        let body = match files::open::<RequestBody>(
+            label,
+            bytes,
+            ObjectKind::RefreshRequest,
+            Some(self.params.fingerprint()),
+        ) {
+            Ok((_, req)) => self
+                .answer(req)
+                .unwrap_or_else(|e| ResponseBody::Failed(format!("{e:#}"))),
+            Err(e) => ResponseBody::Failed(format!("{e:#}")),
+        };
+        if let ResponseBody::Verdict {
+            epoch,
+            loss,
+            verdict,
+        } = &body
+        {
+            eprintln!(
+                "refresh: epoch {epoch}: validation loss {loss:.5} → {}",
+                ["improved", "worse", "stop"]
+                    .get(*verdict as usize)
+                    .unwrap_or(&"?")
+            );
+        }
+        files::seal(
+            ObjectKind::RefreshResponse,
+            self.params.fingerprint(),
+            &body,
+        )
+    }
+
+    /// Answers the requests of one TCP connection until it closes.
+    pub fn serve(&mut self, stream: &mut std::net::TcpStream) -> Result<()> {
+        let label = PathBuf::from(
+            stream
+                .peer_addr()
+                .map_or_else(|_| "tcp peer".to_string(), |a| format!("tcp {a}")),
+        );
+        while let Some(bytes) = files::read_frame(stream)? {
+            let out = self.answer_file(&label, &bytes)?;
+            files::write_frame(stream, &out)?;
+            self.answered += 1;
+        }
+        Ok(())
+    }
+
     /// Answers the pending requests in `dir`; returns how many.
     pub fn poll(&mut self, dir: &Path) -> Result<usize> {
         let mut reqs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -762,36 +815,8 @@ impl Answerer {
             let Ok(bytes) = std::fs::read(&p) else {
                 continue;
             };
-            let body = match files::open::<RequestBody>(
-                &p,
-                &bytes,
-                ObjectKind::RefreshRequest,
-                Some(self.params.fingerprint()),
-            ) {
-                Ok((_, req)) => self
-                    .answer(req)
-                    .unwrap_or_else(|e| ResponseBody::Failed(format!("{e:#}"))),
-                Err(e) => ResponseBody::Failed(format!("{e:#}")),
-            };
-            if let ResponseBody::Verdict {
-                epoch,
-                loss,
-                verdict,
-            } = &body
-            {
-                eprintln!(
-                    "refresh: epoch {epoch}: validation loss {loss:.5} → {}",
-                    ["improved", "worse", "stop"]
-                        .get(*verdict as usize)
-                        .unwrap_or(&"?")
-                );
-            }
+            let out = self.answer_file(&p, &bytes)?;
             let resp = p.with_extension("resp");
-            let out = files::seal(
-                ObjectKind::RefreshResponse,
-                self.params.fingerprint(),
-                &body,
-            )?;
             files::write_atomic(&resp, &out, false)?;
             let _ = std::fs::remove_file(&p);
             n += 1;
@@ -803,20 +828,46 @@ impl Answerer {
 
 pub fn refresh(a: &RefreshArgs) -> Result<()> {
     let (params, sk) = load_keys(&a.hospital)?;
-    std::fs::create_dir_all(&a.watch).with_context(|| format!("creating {}", a.watch.display()))?;
     let mut ans = Answerer::new(params, sk);
+    if let Some(addr) = &a.listen {
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        if !local.ip().is_loopback() {
+            eprintln!(
+                "refresh: warning: {local} is not a loopback address; the link is not encrypted \
+                 (masked values only, but use a tunnel between machines)"
+            );
+        }
+        eprintln!("refresh: listening on {local}");
+        for stream in listener.incoming() {
+            match stream {
+                Ok(mut s) => {
+                    if let Err(e) = ans.serve(&mut s) {
+                        eprintln!("refresh: connection ended: {e:#}");
+                    }
+                }
+                Err(e) => eprintln!("refresh: accept failed: {e}"),
+            }
+        }
+        return Ok(());
+    }
+    let Some(watch) = &a.watch else {
+        bail!("give --watch DIR or --listen ADDR");
+    };
+    std::fs::create_dir_all(watch).with_context(|| format!("creating {}", watch.display()))?;
     eprintln!(
         "refresh: answering masked refresh requests in {} (Ctrl-C to stop)",
-        a.watch.display()
+        watch.display()
     );
     let mut last = Instant::now();
     loop {
-        if ans.poll(&a.watch)? > 0 {
+        if ans.poll(watch)? > 0 {
             last = Instant::now();
         } else {
             std::thread::sleep(Duration::from_millis(3));
         }
-        if a.watch.join("stop").exists() {
+        if watch.join("stop").exists() {
             break;
         }
         if let Some(s) = a.idle_exit

@@ -522,3 +522,44 @@ fn bench_train_reports_ops_and_seconds_per_step_and_bootstrap_is_announced() {
     let err = fails(&["bench", "bootstrap"], tmp.path());
     assert!(err.contains("not available yet"), "{err}");
 }
+
+#[test]
+fn train_reaches_the_hospital_over_loopback_tcp() {
+    use std::io::BufRead;
+    let p = setup("8");
+    let mut child = Command::new(BIN)
+        .args(["refresh", "--hospital"])
+        .arg(&p.hospital)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _watcher = Watcher(child);
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("refresh: listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let unused = p.cloud.join("no-exchange");
+    let log = ok(
+        &train_args(
+            unused.to_str().unwrap(),
+            "tcp.enc",
+            &["--epochs", "1", "--patience", "1", "--hospital-addr", &addr],
+        ),
+        &p.cloud,
+    );
+    assert!(log.contains("step    2"), "{log}");
+    assert!(log.contains("hospital's verdict"), "{log}");
+    assert!(
+        !unused.exists(),
+        "no exchange directory with --hospital-addr"
+    );
+    let w = weights(&decrypt(&p, &p.cloud.join("tcp.enc"), "tcp"));
+    assert!(w.iter().any(|x| x.abs() > 1e-3));
+}
