@@ -686,7 +686,20 @@ fn event_loop<B: ratatui::backend::Backend>(
     let mut rx: Option<Receiver<Event>> = None;
     let mut last_draw = Instant::now() - Duration::from_secs(1);
     let mut dirty = true;
+    let mut previewed: Option<String> = None;
     while !app.quit {
+        // Idle: show the selected dataset before a run starts (once per selection).
+        if app.data.is_none()
+            && !app.running()
+            && previewed.as_deref() != Some(app.args.dataset.as_str())
+        {
+            previewed = Some(app.args.dataset.clone());
+            match demo::preview(&app.args.dataset) {
+                Ok(d) => app.data = Some(d),
+                Err(e) => app.log.push(format!("{e:#}")),
+            }
+            dirty = true;
+        }
         if let Some(r) = &rx {
             while let Ok(e) = r.try_recv() {
                 app.apply(e);
@@ -869,6 +882,20 @@ mod tests {
             assert!(has(&l, "33"), "bar values shown: {l:#?}");
             assert!(has(&l, "s start") || has(&l, "p pause"), "help bar");
         }
+    }
+
+    #[test]
+    fn the_idle_data_screen_previews_the_whole_fixture() {
+        let mut a = App::new(demo::Args::default());
+        a.data = Some(demo::preview("organa").unwrap());
+        let d = a.data.as_ref().unwrap();
+        assert_eq!((d.train, d.val, d.test, d.features), (2048, 512, 1024, 192));
+        assert_eq!(d.histogram.len(), 11);
+        assert_eq!(d.histogram.iter().sum::<usize>(), 2048);
+        let l = render(&a, 80, 24);
+        assert!(has(&l, "organa: 11 classes"), "{l:#?}");
+        assert!(has(&l, "s start"));
+        assert!(demo::preview("cifar").is_err());
     }
 
     #[test]

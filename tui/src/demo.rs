@@ -243,6 +243,27 @@ fn ok_or<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> Result<T> {
     r.map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
+/// What the data screen shows before a run: the whole training split of a fixture.
+pub fn preview(dataset: &str) -> Result<DataInfo> {
+    let ds = extractor::fixtures::Dataset::from_name(dataset)
+        .with_context(|| format!("unknown dataset {dataset:?} (blood, organa, mnist)"))?;
+    let f = ok_or(extractor::fixtures::load(ds), "fixture")?;
+    let count = |name: &str| f.split(name).map_or(0, |s| s.rows());
+    let histogram = f
+        .split("train")
+        .map(|s| s.class_counts(f.class_names.len()))
+        .unwrap_or_default();
+    Ok(DataInfo {
+        dataset: dataset.to_string(),
+        class_names: f.class_names.clone(),
+        histogram,
+        train: count("train"),
+        val: count("val"),
+        test: count("test"),
+        features: f.dim,
+    })
+}
+
 /// Runs the pipeline, reporting through `emit`; honours `control` between steps.
 pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Result<Summary> {
     let ds = extractor::fixtures::Dataset::from_name(&args.dataset)
