@@ -47,7 +47,7 @@ enum Command {
     /// gradient; checkpoints after every step (`--resume` continues). Takes public files only.
     Train(cloud::TrainArgs),
     /// [hospital] Answer the cloud's masked refresh requests (and validation-loss verdicts)
-    /// in a shared exchange directory while it trains.
+    /// in a shared exchange directory (or over loopback TCP) while it trains.
     Refresh(hospital::RefreshArgs),
     /// [hospital] Decrypt the cloud's EncryptedModel into a Model file.
     Decrypt(hospital::DecryptArgs),
@@ -67,7 +67,8 @@ enum Command {
     /// precision on every named parameter preset.
     Selftest(selftest::Args),
     Extract(Box<extract::Args>),
-    /// Speed benchmarks with the keys and timing rules of ../shared/bench (OpenFHE comparison).
+    /// [both] Speed benchmarks: `ckks` (the keys and timing rules of ../shared/bench, OpenFHE
+    /// comparison), `train` (encrypted steps, JSON with --json).
     Bench(bench::Args),
     /// The interactive terminal app (the default on a terminal).
     App(demo::Args),
