@@ -45,13 +45,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
         std::process::id()
     ));
     let result = (|| -> std::io::Result<()> {
+        // A stale temporary of a killed process may exist: never reuse its permissions.
+        let _ = fs::remove_file(&tmp);
         let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         if private {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
+        #[cfg(not(unix))]
         let _ = private;
         let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
@@ -452,6 +455,21 @@ mod tests {
         }
         // Only the file itself is left: no temporary.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A stale, world-readable temporary of a killed process does not lend its mode.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = dir.path().join("secret.key");
+            let stale = dir
+                .path()
+                .join(format!(".secret.key.{}.tmp", std::process::id()));
+            fs::write(&stale, b"stale").unwrap();
+            fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).unwrap();
+            write_atomic(&key, b"secret", true).unwrap();
+            let mode = fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            assert!(!stale.exists());
+        }
         // A path in a missing folder fails, naming the file, and leaves nothing.
         let bad = dir.path().join("missing").join("x.bltn");
         let e = write_atomic(&bad, b"x", false).unwrap_err();

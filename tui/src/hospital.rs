@@ -278,13 +278,14 @@ pub fn keygen(a: &KeygenArgs) -> Result<()> {
     let ek_bytes = keys.to_bytes(&params)?;
     files::write_atomic(&a.out.join(EVAL_KEYS), &ek_bytes, false)?;
     println!(
-        "keygen: preset {name} ({}), N = 2^{}, {} levels, {} rotation keys for {} features × {} classes ({:.1} s)",
+        "keygen: preset {name} ({}), N = 2^{}, {} levels, {} rotation keys for {} features × {} classes ({} samples per ciphertext, {:.1} s)",
         presets::security_name(&params),
         params.log_n(),
         params.max_level(),
         keys.galois.len(),
         dim,
         classes,
+        layout.rows,
         t0.elapsed().as_secs_f64()
     );
     println!(
@@ -296,7 +297,6 @@ pub fn keygen(a: &KeygenArgs) -> Result<()> {
         a.out.join(EVAL_KEYS).display(),
         files::human(ek_bytes.len())
     );
-    let _ = layout;
     Ok(())
 }
 
