@@ -44,10 +44,11 @@ pub struct KeygenArgs {
     /// Hospital directory to create the keys in.
     #[arg(long, default_value = "hospital")]
     pub out: PathBuf,
-    /// Training parameter preset, all 128-bit secure: n15_train (N = 2^15, 16 levels, the
-    /// default), n14_train (N = 2^14, 7 levels: smaller keys, more refreshes), n16_train
-    /// (N = 2^16, 30 levels: the production point).
-    #[arg(long, default_value = "n15_train")]
+    /// Training parameter preset, all 128-bit secure: n14_train (N = 2^14, 7 levels, 32
+    /// samples per ciphertext, eval.keys ≈ 156 MiB at d = 192, c = 8: the default),
+    /// n15_train (N = 2^15, 16 levels, 64 samples, fewer refreshes, keys several times
+    /// larger), n16_train (N = 2^16, 30 levels: the production point).
+    #[arg(long, default_value = "n14_train")]
     pub preset: String,
     /// Use the INSECURE N = 2^11 test preset instead (tests only; never with real data).
     #[arg(long, hide = true)]

@@ -74,8 +74,20 @@ enum Command {
     App(demo::Args),
 }
 
+/// A closed stdout (`blindtuner evaluate | head`) ends the process quietly, as for other Unix
+/// tools, instead of a panic in `println!`.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE at start-up, before any other
+    // thread exists; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
     malloc::configure();
+    default_sigpipe();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Keygen(a)) => hospital::keygen(&a),
