@@ -125,6 +125,11 @@ pub struct DecryptArgs {
     /// With --features: the split that was encrypted.
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// Flood the decryption with uniform noise of this many bits per coefficient (IND-CPA-D:
+    /// for a model that will leave the hospital). The weights keep about
+    /// log2(scale) − bits − log2(N)/2 bits of precision.
+    #[arg(long)]
+    pub flood_bits: Option<u32>,
     /// With --scores: a decrypted Model file to compare the encrypted predictions with.
     #[arg(long, requires = "scores")]
     pub compare: Option<PathBuf>,
@@ -332,6 +337,18 @@ impl<'a> Encryptor<'a> {
     pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<f64>> {
         Ok(self.encoder.decode(&decrypt(self.params, self.sk, ct)?)?)
     }
+
+    /// Decrypts with flooding noise uniform in `±2^bits` on every coefficient
+    /// (`fhe_core::encrypt::decrypt_flooded`), for values that leave the hospital.
+    pub fn decrypt_flooded(
+        &self,
+        ct: &Ciphertext,
+        bits: u32,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Vec<f64>> {
+        let pt = fhe_core::encrypt::decrypt_flooded(self.params, self.sk, ct, bits, rng)?;
+        Ok(self.encoder.decode(&pt)?)
+    }
 }
 
 /// Packs and encrypts `data` (already standardised) in the given order.
@@ -494,7 +511,17 @@ pub fn decrypt_cmd(a: &DecryptArgs) -> Result<()> {
     }
     let w = files::cts_from_bytes(model_path, &params, "weight", &m.w)?;
     let enc = Encryptor::new(&params, &sk)?;
-    let weights = decrypt_model(&enc, &layout, &w)?;
+    let weights = match a.flood_bits {
+        None => decrypt_model(&enc, &layout, &w)?,
+        Some(bits) => {
+            let mut rng = os_rng();
+            let diags = w
+                .iter()
+                .map(|c| enc.decrypt_flooded(c, bits, &mut rng))
+                .collect::<Result<Vec<_>>>()?;
+            layout.unpack_w(&diags)
+        }
+    };
     let model = ModelWire {
         features: m.features,
         classes: m.classes,
@@ -909,6 +936,28 @@ mod tests {
             ResponseBody::Verdict { loss, verdict, .. } => (loss, verdict),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn flooded_decryption_moves_values_a_little_and_no_more() {
+        let params = presets::params(presets::INSECURE_TEST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let enc = Encryptor::new(&params, &sk).unwrap();
+        let v: Vec<f64> = (0..params.max_slots())
+            .map(|i| (i % 7) as f64 * 0.1)
+            .collect();
+        let ct = enc.encrypt(&v, &mut rng).unwrap();
+        let plain = enc.decrypt(&ct).unwrap();
+        let flooded = enc.decrypt_flooded(&ct, 20, &mut rng).unwrap();
+        let diff = plain
+            .iter()
+            .zip(&flooded)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        // 2^20 of noise at scale ≈ 2^42 with N = 2^11: about 2^-16 per slot.
+        assert!(diff > 1e-9, "the flooding changed nothing");
+        assert!(diff < 1e-3, "flooding lost too much: {diff}");
     }
 
     #[test]
