@@ -38,10 +38,14 @@ pub enum ObjectKind {
     RefreshRequest = 10,
     RefreshResponse = 11,
     Checkpoint = 12,
+    /// Hospital only: the standardisation statistics and class names kept beside the key.
+    Stats = 13,
+    /// Encrypted class scores of an encrypted inference run.
+    EncryptedScores = 14,
 }
 
 impl ObjectKind {
-    const ALL: [ObjectKind; 12] = [
+    const ALL: [ObjectKind; 14] = [
         Self::Params,
         Self::SecretKey,
         Self::PublicKey,
@@ -54,6 +58,8 @@ impl ObjectKind {
         Self::RefreshRequest,
         Self::RefreshResponse,
         Self::Checkpoint,
+        Self::Stats,
+        Self::EncryptedScores,
     ];
 
     /// The kind with this code, or an [`Error::UnknownCode`].
@@ -82,6 +88,8 @@ impl ObjectKind {
             Self::RefreshRequest => "RefreshRequest",
             Self::RefreshResponse => "RefreshResponse",
             Self::Checkpoint => "Checkpoint",
+            Self::Stats => "Stats",
+            Self::EncryptedScores => "EncryptedScores",
         }
     }
 

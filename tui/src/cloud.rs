@@ -1,0 +1,731 @@
+//! The cloud's commands: `train` and `infer`. The cloud holds the encrypted dataset, the
+//! evaluation keys and the parameters only; a secret-key file given anywhere is refused.
+//!
+//! **Hospital refresh over files.** Each refresh masks the ciphertext
+//! (`fhe_core::refresh::mask`, 40 statistical bits), writes `<run>-<n>.req` into the exchange
+//! directory (atomically) and waits for the hospital's `<run>-<n>.resp`; the mask is removed
+//! locally. After each epoch (with `--patience`) the encrypted validation loss goes the same
+//! way and the hospital answers with its early-stopping verdict.
+//!
+//! **Checkpoints.** After every step (and after each epoch's validation) the run's settings,
+//! position and encrypted state are written atomically to the checkpoint file; `--resume`
+//! continues from it with nothing lost.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use fhe_core::ciphertext::Ciphertext;
+use fhe_core::format::WireObject;
+use fhe_core::keys::EvalKeys;
+use fhe_core::math::canonical_scales;
+use fhe_core::params::Params;
+use fhe_core::ring::{Ntt, Poly};
+use fhe_core::wire::ObjectKind;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+use trainer_core::ckks::{CkksBackend, MaskedRefresh, Transport};
+use trainer_core::layout::Layout;
+use trainer_core::nag::Schedule;
+use trainer_core::refresh::AutoRefresh;
+use trainer_core::session::{Chunks, Plan};
+use trainer_core::softmax::SoftmaxApprox;
+use trainer_core::train::{State, TrainConfig, Trainer};
+
+use crate::files::{self, DatasetWire, EncModelWire, RequestBody, ResponseBody, ScoresWire};
+
+/// How the cloud gets levels back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum RefreshMode {
+    /// Interactive: masked ciphertexts go to the hospital (`blindtuner refresh --watch`),
+    /// which re-encrypts them at the top level without learning the values.
+    Hospital,
+    /// Non-interactive CKKS bootstrapping on the cloud alone (not available yet).
+    Bootstrap,
+}
+
+impl RefreshMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hospital => "hospital",
+            Self::Bootstrap => "bootstrap",
+        }
+    }
+}
+
+/// NAG and run hyperparameters (public: the cloud chooses them).
+#[derive(Args, Debug, Clone)]
+pub struct Hyper {
+    /// Learning rate η_0.
+    #[arg(long, default_value_t = 1.0)]
+    pub lr: f64,
+    /// Learning-rate decay: η_t = η_0 / (1 + decay·t).
+    #[arg(long, default_value_t = 0.0)]
+    pub decay: f64,
+    /// Nesterov momentum γ (constant); `--nesterov-sequence` uses the classic sequence.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Use the classic Nesterov momentum sequence instead of a constant.
+    #[arg(long)]
+    pub nesterov_sequence: bool,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Chunks per mini-batch (a chunk holds the layout's rows of samples).
+    #[arg(long, default_value_t = 1)]
+    pub batch_chunks: usize,
+    /// Seed of the per-epoch chunk permutation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Early stopping: epochs without improvement of the encrypted validation loss (decrypted
+    /// and decided by the hospital). Without it the run follows its fixed schedule.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Minimum improvement of the validation loss.
+    #[arg(long, default_value_t = 1e-4)]
+    pub min_delta: f64,
+    /// Stop after this many steps in total (for short runs).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+}
+
+impl Hyper {
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            learning_rate: self.lr,
+            decay: self.decay,
+            momentum: (!self.nesterov_sequence).then_some(self.momentum),
+        }
+    }
+    pub fn plan(&self) -> Plan {
+        Plan {
+            epochs: self.epochs,
+            chunks_per_batch: self.batch_chunks.max(1),
+            seed: self.seed,
+            patience: self.patience,
+            min_delta: self.min_delta,
+        }
+    }
+    fn settings(&self) -> Settings {
+        Settings {
+            lr: self.lr,
+            decay: self.decay,
+            momentum: (!self.nesterov_sequence).then_some(self.momentum),
+            epochs: self.epochs as u64,
+            batch_chunks: self.batch_chunks.max(1) as u64,
+            seed: self.seed,
+            patience: self.patience.map(|p| p as u64),
+            min_delta: self.min_delta,
+        }
+    }
+}
+
+/// Options of `blindtuner train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// EncryptedDataset from the hospital.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Evaluation keys from the hospital (relinearisation and rotations).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Output EncryptedModel (for the hospital).
+    #[arg(long, default_value = "model.enc")]
+    pub out: PathBuf,
+    /// Checkpoint file, rewritten atomically after every step (default: OUT.ckpt).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// How to refresh ciphertexts.
+    #[arg(long, value_enum, default_value_t = RefreshMode::Hospital)]
+    pub refresh: RefreshMode,
+    /// Exchange directory shared with the hospital's `blindtuner refresh --watch`.
+    #[arg(long, default_value = "exchange")]
+    pub exchange: PathBuf,
+    /// Or reach the hospital's `blindtuner refresh --listen` over loopback TCP (host:port).
+    #[arg(long)]
+    pub hospital_addr: Option<String>,
+    /// Seconds to wait for one answer of the hospital.
+    #[arg(long, default_value_t = 600.0)]
+    pub hospital_timeout: f64,
+    #[command(flatten)]
+    pub hyper: Hyper,
+}
+
+/// Options of `blindtuner infer`.
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// EncryptedDataset to score (its training chunks).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// EncryptedModel.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Evaluation keys.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Output EncryptedScores.
+    #[arg(long, default_value = "scores.enc")]
+    pub out: PathBuf,
+    /// Refresh mode (the logits need a few levels).
+    #[arg(long, value_enum, default_value_t = RefreshMode::Hospital)]
+    pub refresh: RefreshMode,
+    /// Exchange directory shared with the hospital.
+    #[arg(long, default_value = "exchange")]
+    pub exchange: PathBuf,
+    /// Or reach the hospital's `blindtuner refresh --listen` over loopback TCP (host:port).
+    #[arg(long)]
+    pub hospital_addr: Option<String>,
+    #[arg(long, default_value_t = 600.0)]
+    pub hospital_timeout: f64,
+}
+
+/// The run settings a checkpoint was made with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub lr: f64,
+    pub decay: f64,
+    pub momentum: Option<f64>,
+    pub epochs: u64,
+    pub batch_chunks: u64,
+    pub seed: u64,
+    pub patience: Option<u64>,
+    pub min_delta: f64,
+}
+
+/// `Checkpoint`: where a run is and its encrypted state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointWire {
+    /// A random id of the run, kept across `--resume` (the hospital's early-stopping record).
+    pub run: u64,
+    pub settings: Settings,
+    /// Length of the dataset file it trains on (a cheap identity check).
+    pub dataset_len: u64,
+    pub epoch: u64,
+    /// Next batch of `epoch`.
+    pub batch: u64,
+    pub step: u64,
+    pub w: Vec<Vec<u8>>,
+    pub look: Vec<Vec<u8>>,
+    /// The best epoch's weights (early stopping).
+    pub best: Option<Vec<Vec<u8>>>,
+    pub finished: bool,
+}
+
+/// The cloud's end of the file exchange (the [`Transport`] of a [`MaskedRefresh`]).
+pub struct FileTransport {
+    params: Params,
+    dir: PathBuf,
+    /// The TCP link instead of the directory, when given.
+    tcp: Option<std::net::TcpStream>,
+    run: u64,
+    next: u64,
+    timeout: Duration,
+    /// Exchanges answered so far.
+    pub exchanges: u64,
+    /// Time spent waiting for and exchanging with the hospital.
+    pub time: Duration,
+    /// The transport error behind the last failure.
+    pub last_error: Option<anyhow::Error>,
+}
+
+/// The cloud's refresher: masks, sends through the exchange directory, unmasks.
+pub type FileRefresher = MaskedRefresh<ChaCha20Rng, FileTransport>;
+
+/// A refresher over the exchange directory `dir`, or over TCP to `addr` when given.
+pub fn file_refresher(
+    params: &Params,
+    dir: &Path,
+    addr: Option<&str>,
+    timeout: Duration,
+) -> Result<FileRefresher> {
+    let tcp = match addr {
+        Some(a) => {
+            let s = std::net::TcpStream::connect(a)
+                .with_context(|| format!("connecting to the hospital at {a}"))?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_nodelay(true)?;
+            Some(s)
+        }
+        None => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            None
+        }
+    };
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let transport = FileTransport {
+        params: params.clone(),
+        dir: dir.to_path_buf(),
+        tcp,
+        run: rng.next_u64(),
+        next: 0,
+        timeout,
+        exchanges: 0,
+        time: Duration::ZERO,
+        last_error: None,
+    };
+    Ok(MaskedRefresh::new(params, rng, transport))
+}
+
+impl FileTransport {
+    /// Sends one request and waits for its answer.
+    pub fn exchange(&mut self, body: &RequestBody) -> Result<ResponseBody> {
+        let t0 = Instant::now();
+        if let Some(stream) = &mut self.tcp {
+            let fp = self.params.fingerprint();
+            let label = PathBuf::from(
+                stream
+                    .peer_addr()
+                    .map_or_else(|_| "the hospital".to_string(), |a| format!("tcp {a}")),
+            );
+            files::write_frame(stream, &files::seal(ObjectKind::RefreshRequest, fp, body)?)
+                .with_context(|| format!("sending to {}", label.display()))?;
+            let bytes = files::read_frame(stream)
+                .with_context(|| format!("waiting for {}", label.display()))?
+                .with_context(|| format!("{} closed the connection", label.display()))?;
+            let (_, r): (_, ResponseBody) =
+                files::open(&label, &bytes, ObjectKind::RefreshResponse, Some(fp))?;
+            self.exchanges += 1;
+            self.time += t0.elapsed();
+            if let ResponseBody::Failed(msg) = &r {
+                bail!("the hospital could not answer: {msg}");
+            }
+            return Ok(r);
+        }
+        let name = format!("{:016x}-{:08}", self.run, self.next);
+        self.next += 1;
+        let req = self.dir.join(format!("{name}.req"));
+        let resp = self.dir.join(format!("{name}.resp"));
+        let fp = self.params.fingerprint();
+        files::write_atomic(
+            &req,
+            &files::seal(ObjectKind::RefreshRequest, fp, body)?,
+            false,
+        )?;
+        let mut sleep = Duration::from_micros(200);
+        loop {
+            if resp.exists() {
+                let bytes = files::read(&resp)?;
+                let (_, r): (_, ResponseBody) =
+                    files::open(&resp, &bytes, ObjectKind::RefreshResponse, Some(fp))?;
+                let _ = std::fs::remove_file(&resp);
+                self.exchanges += 1;
+                self.time += t0.elapsed();
+                if let ResponseBody::Failed(msg) = &r {
+                    bail!("the hospital could not answer {}: {msg}", req.display());
+                }
+                return Ok(r);
+            }
+            if t0.elapsed() > self.timeout {
+                let _ = std::fs::remove_file(&req);
+                bail!(
+                    "no answer from the hospital in {} after {:.0} s: is `blindtuner refresh --watch {}` running?",
+                    self.dir.display(),
+                    self.timeout.as_secs_f64(),
+                    self.dir.display()
+                );
+            }
+            std::thread::sleep(sleep);
+            sleep = (sleep * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    fn reencrypt_inner(&mut self, masked: &Ciphertext) -> Result<Ciphertext> {
+        let body = RequestBody::Refresh(masked.to_bytes(&self.params)?);
+        match self.exchange(&body)? {
+            ResponseBody::Refreshed(b) => Ciphertext::from_bytes(&self.params, &b)
+                .map_err(|e| anyhow::anyhow!("the hospital's refresh answer: {e}")),
+            _ => bail!("the hospital answered a refresh with something else"),
+        }
+    }
+}
+
+impl Transport for FileTransport {
+    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
+        self.reencrypt_inner(masked).map_err(|e| {
+            self.last_error = Some(e);
+            fhe_core::Error::Malformed {
+                what: "hospital refresh exchange (see the cause above)",
+            }
+        })
+    }
+}
+
+/// Reads a cloud input, refusing hospital-only kinds.
+fn read_cloud_input(path: &Path) -> Result<Vec<u8>> {
+    let bytes = files::read(path)?;
+    files::refuse_secret(path, &bytes)?;
+    Ok(bytes)
+}
+
+/// The dataset, its parameters and the evaluation keys.
+pub struct CloudInputs {
+    pub params: Params,
+    pub layout: Layout,
+    pub train: Chunks<Ciphertext>,
+    pub val: Chunks<Ciphertext>,
+    pub keys: Arc<EvalKeys>,
+    pub dataset_len: u64,
+    pub features: u32,
+    pub classes: u32,
+}
+
+pub fn load_inputs(data: &Path, keys: &Path) -> Result<CloudInputs> {
+    let kb = read_cloud_input(keys)?;
+    let db = read_cloud_input(data)?;
+    let (_, d): (_, DatasetWire) = files::open(data, &db, ObjectKind::EncryptedDataset, None)?;
+    let params = files::params_from(data, &d.params)?;
+    let h = files::header(data, &db)?;
+    if h.fingerprint != params.fingerprint() {
+        bail!(
+            "{}: header fingerprint {:016x} is not that of its parameters",
+            data.display(),
+            h.fingerprint
+        );
+    }
+    let keys_obj = EvalKeys::from_bytes(&params, &kb).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not evaluation keys for the dataset's parameters ({e})",
+            keys.display()
+        )
+    })?;
+    let layout = Layout::new(params.max_slots(), d.features as usize, d.classes as usize)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", data.display()))?;
+    let chunks = |c: &files::ChunksWire, what: &str| -> Result<Chunks<Ciphertext>> {
+        if c.x.len() != c.rows.len() || c.y.len() != c.rows.len() {
+            bail!("{}: {what} chunk counts disagree", data.display());
+        }
+        if let Some(r) = c.rows.iter().find(|&&r| r as usize > layout.rows || r == 0) {
+            bail!(
+                "{}: a {what} chunk claims {r} rows (1..={})",
+                data.display(),
+                layout.rows
+            );
+        }
+        Ok(Chunks {
+            x: files::cts_from_bytes(data, &params, &format!("{what} data"), &c.x)?,
+            y: files::cts_from_bytes(data, &params, &format!("{what} labels"), &c.y)?,
+            rows: c.rows.iter().map(|&r| r as usize).collect(),
+        })
+    };
+    let train = chunks(&d.train, "train")?;
+    let val = chunks(&d.val, "validation")?;
+    if train.is_empty() {
+        bail!("{}: no training chunks", data.display());
+    }
+    Ok(CloudInputs {
+        params,
+        layout,
+        train,
+        val,
+        keys: Arc::new(keys_obj),
+        dataset_len: db.len() as u64,
+        features: d.features,
+        classes: d.classes,
+    })
+}
+
+/// A trivial encryption of zero at the fresh level (the initial weights: zero is public).
+pub fn zero_ct(params: &Params) -> Result<Ciphertext> {
+    let level = params.max_level().saturating_sub(1);
+    let scale = canonical_scales(params.q(), params.scale())
+        .get(level)
+        .copied()
+        .unwrap_or(params.scale());
+    let z = || Poly::<Ntt>::zero(params.ctx(), level, false);
+    Ok(Ciphertext::from_parts(
+        vec![z(), z()],
+        scale,
+        params.max_slots(),
+    )?)
+}
+
+fn check_mode(mode: RefreshMode) -> Result<()> {
+    if mode == RefreshMode::Bootstrap {
+        bail!(
+            "--refresh bootstrap is not available yet: bootstrapping is still being built in \
+             fhe-core (issue 4); use --refresh hospital with `blindtuner refresh --watch DIR` at \
+             the hospital"
+        );
+    }
+    Ok(())
+}
+
+/// The error of a failed backend call, with the transport's cause when there is one.
+fn backend_error(e: fhe_core::Error, r: &mut FileRefresher) -> anyhow::Error {
+    match r.transport.last_error.take() {
+        Some(cause) => cause.context(format!("{e}")),
+        None => anyhow::anyhow!("{e}"),
+    }
+}
+
+pub fn train(a: &TrainArgs) -> Result<()> {
+    check_mode(a.refresh)?;
+    let t0 = Instant::now();
+    let inp = load_inputs(&a.data, &a.keys)?;
+    let params = inp.params.clone();
+    let layout = inp.layout;
+    let ckpt_path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| a.out.with_extension("ckpt"));
+    let settings = a.hyper.settings();
+    let plan = a.hyper.plan();
+    let config = TrainConfig {
+        schedule: a.hyper.schedule(),
+        softmax: SoftmaxApprox::default(),
+    };
+    let mut trainer = Trainer::new(layout, config);
+    let refresher = file_refresher(
+        &params,
+        &a.exchange,
+        a.hospital_addr.as_deref(),
+        Duration::from_secs_f64(a.hospital_timeout),
+    )?;
+    let ckks = CkksBackend::new(&params, inp.keys.clone(), refresher)?;
+    let mut be = AutoRefresh::new(ckks, 2);
+
+    let fp = params.fingerprint();
+    let mut ck = if a.resume && ckpt_path.exists() {
+        let bytes = files::read(&ckpt_path)?;
+        let (_, c): (_, CheckpointWire) =
+            files::open(&ckpt_path, &bytes, ObjectKind::Checkpoint, Some(fp))?;
+        if c.settings != settings {
+            bail!(
+                "{} was made with other settings ({:?}); resume with the same hyperparameters",
+                ckpt_path.display(),
+                c.settings
+            );
+        }
+        if c.dataset_len != inp.dataset_len {
+            bail!(
+                "{} belongs to another dataset file than {}",
+                ckpt_path.display(),
+                a.data.display()
+            );
+        }
+        eprintln!(
+            "train: resuming from {} at step {} (epoch {}, batch {})",
+            ckpt_path.display(),
+            c.step,
+            c.epoch,
+            c.batch
+        );
+        c
+    } else {
+        if a.resume {
+            eprintln!(
+                "train: no checkpoint at {}; starting from the beginning",
+                ckpt_path.display()
+            );
+        }
+        let zeros: Vec<Vec<u8>> = (0..layout.c_pad)
+            .map(|_| Ok(zero_ct(&params)?.to_bytes(&params)?))
+            .collect::<Result<_>>()?;
+        CheckpointWire {
+            run: ChaCha20Rng::from_os_rng().next_u64(),
+            settings: settings.clone(),
+            dataset_len: inp.dataset_len,
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            w: zeros.clone(),
+            look: zeros,
+            best: None,
+            finished: false,
+        }
+    };
+    let mut state = State {
+        w: files::cts_from_bytes(&ckpt_path, &params, "weight", &ck.w)?,
+        look: files::cts_from_bytes(&ckpt_path, &params, "look-ahead", &ck.look)?,
+        step: ck.step as usize,
+    };
+    let save = |ck: &CheckpointWire| -> Result<()> {
+        files::write_atomic(
+            &ckpt_path,
+            &files::seal(ObjectKind::Checkpoint, fp, ck)?,
+            false,
+        )
+    };
+    eprintln!(
+        "train: {} train / {} validation samples in {} / {} chunks, N = 2^{}, refresh {}, {} steps per epoch",
+        inp.train.samples(),
+        inp.val.samples(),
+        inp.train.len(),
+        inp.val.len(),
+        params.log_n(),
+        a.refresh.name(),
+        plan.steps_per_epoch(inp.train.len())
+    );
+    'epochs: while !ck.finished && (ck.epoch as usize) < plan.epochs {
+        let epoch = ck.epoch as usize;
+        let batches = plan.epoch_batches(inp.train.len(), epoch);
+        while (ck.batch as usize) < batches.len() {
+            if a.hyper.max_steps.is_some_and(|m| ck.step >= m) {
+                ck.finished = true;
+                break 'epochs;
+            }
+            let idx = batches.get(ck.batch as usize).cloned().unwrap_or_default();
+            let batch = inp.train.batch(&idx);
+            let ts = Instant::now();
+            let before = be.inner.refresher_mut().transport.exchanges;
+            let r = trainer
+                .step(&mut be, &mut state, &batch)
+                .map_err(|e| backend_error(e, be.inner.refresher_mut()))
+                .with_context(|| format!("step {}", ck.step))?;
+            ck.step = state.step as u64;
+            ck.batch += 1;
+            ck.w = files::cts_to_bytes(&params, &state.w)?;
+            ck.look = files::cts_to_bytes(&params, &state.look)?;
+            save(&ck)?;
+            eprintln!(
+                "step {:>4}  epoch {epoch}  batch {:>3}/{}  {} samples  mult {} rot {} refresh {} ({} exchanges)  {:.2} s",
+                ck.step,
+                ck.batch,
+                batches.len(),
+                batch.samples(),
+                r.ops.mult,
+                r.ops.rot,
+                r.ops.refresh,
+                be.inner.refresher_mut().transport.exchanges - before,
+                ts.elapsed().as_secs_f64()
+            );
+        }
+        // End of the epoch: the hospital decides from the encrypted validation loss.
+        if let Some(p) = plan.patience
+            && !inp.val.is_empty()
+        {
+            let loss = trainer
+                .validation_loss(&mut be, &state.w, &inp.val)
+                .map_err(|e| backend_error(e, be.inner.refresher_mut()))
+                .context("validation loss")?;
+            if let Some(loss) = loss {
+                let body = RequestBody::ValidationLoss {
+                    run: ck.run,
+                    epoch: epoch as u64,
+                    patience: Some(p as u64),
+                    min_delta: plan.min_delta,
+                    ct: loss.to_bytes(&params)?,
+                };
+                match be.inner.refresher_mut().transport.exchange(&body)? {
+                    ResponseBody::Verdict { loss, verdict, .. } => {
+                        eprintln!(
+                            "epoch {epoch}: hospital's verdict on the validation loss ({loss:.5}): {}",
+                            ["improved", "worse", "stop"]
+                                .get(verdict as usize)
+                                .unwrap_or(&"?")
+                        );
+                        match verdict {
+                            0 => ck.best = Some(ck.w.clone()),
+                            2 => ck.finished = true,
+                            _ => {}
+                        }
+                    }
+                    _ => bail!("the hospital answered a validation loss with something else"),
+                }
+            }
+        }
+        ck.epoch += 1;
+        ck.batch = 0;
+        save(&ck)?;
+    }
+    ck.finished = true;
+    save(&ck)?;
+    // Early stopping keeps the best epoch's weights.
+    let w = match (&ck.best, plan.patience) {
+        (Some(b), Some(_)) => b.clone(),
+        _ => ck.w.clone(),
+    };
+    let model = EncModelWire {
+        params: params.to_bytes()?,
+        features: inp.features,
+        classes: inp.classes,
+        steps: ck.step,
+        epochs: ck.epoch,
+        w,
+    };
+    files::write_atomic(
+        &a.out,
+        &files::seal(ObjectKind::EncryptedModel, fp, &model)?,
+        false,
+    )?;
+    let r = &be.inner.refresher_mut().transport;
+    eprintln!(
+        "train: {} steps, {} hospital exchanges ({:.1} s), {:.1} s in all → {}",
+        ck.step,
+        r.exchanges,
+        r.time.as_secs_f64(),
+        t0.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+pub fn infer(a: &InferArgs) -> Result<()> {
+    check_mode(a.refresh)?;
+    let inp = load_inputs(&a.data, &a.keys)?;
+    let params = inp.params.clone();
+    let mb = read_cloud_input(&a.model)?;
+    let (_, m): (_, EncModelWire) = files::open(
+        &a.model,
+        &mb,
+        ObjectKind::EncryptedModel,
+        Some(params.fingerprint()),
+    )?;
+    if (m.features, m.classes) != (inp.features, inp.classes) {
+        bail!(
+            "{}: the model is {} × {}, the data {} × {}",
+            a.model.display(),
+            m.features,
+            m.classes,
+            inp.features,
+            inp.classes
+        );
+    }
+    let w = files::cts_from_bytes(&a.model, &params, "weight", &m.w)?;
+    let mut trainer = Trainer::new(
+        inp.layout,
+        TrainConfig {
+            schedule: Schedule::default(),
+            softmax: SoftmaxApprox::default(),
+        },
+    );
+    let refresher = file_refresher(
+        &params,
+        &a.exchange,
+        a.hospital_addr.as_deref(),
+        Duration::from_secs_f64(a.hospital_timeout),
+    )?;
+    let ckks = CkksBackend::new(&params, inp.keys.clone(), refresher)?;
+    let mut be = AutoRefresh::new(ckks, 2);
+    let mut scores = Vec::new();
+    for (x, &rows) in inp.train.x.iter().zip(&inp.train.rows) {
+        let s = trainer
+            .scores(&mut be, &w, x, rows)
+            .map_err(|e| backend_error(e, be.inner.refresher_mut()))?;
+        scores.push(s.to_bytes(&params)?);
+    }
+    let wire = ScoresWire {
+        classes: inp.classes,
+        block: u32::try_from(inp.layout.block)?,
+        rows: inp.train.rows.iter().map(|&r| r as u32).collect(),
+        scores,
+    };
+    files::write_atomic(
+        &a.out,
+        &files::seal(ObjectKind::EncryptedScores, params.fingerprint(), &wire)?,
+        false,
+    )?;
+    eprintln!(
+        "infer: scored {} samples in {} chunks → {}",
+        inp.train.samples(),
+        inp.train.len(),
+        a.out.display()
+    );
+    Ok(())
+}

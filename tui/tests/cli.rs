@@ -1,0 +1,565 @@
+//! The two-party command line across separate processes and directories, on the INSECURE
+//! N = 2^11 test preset (`--insecure-test-preset`) so that every test takes seconds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_blindtuner");
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run blindtuner")
+}
+
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let out = run(args, cwd);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "blindtuner {args:?} failed:\n{text}");
+    text
+}
+
+fn fails(args: &[&str], cwd: &Path) -> String {
+    let out = run(args, cwd);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "blindtuner {args:?} should fail");
+    assert!(!err.contains("panicked"), "a panic, not an error: {err}");
+    err
+}
+
+/// The hospital's refresh answerer, killed on drop.
+struct Watcher(Child);
+
+impl Watcher {
+    fn start(hospital: &Path, exchange: &Path) -> Self {
+        let child = Command::new(BIN)
+            .args(["refresh", "--hospital"])
+            .arg(hospital)
+            .arg("--watch")
+            .arg(exchange)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start refresh --watch");
+        Self(child)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Three directories: the hospital, the cloud, and the exchange they share.
+struct Parties {
+    _tmp: tempfile::TempDir,
+    hospital: PathBuf,
+    cloud: PathBuf,
+    exchange: PathBuf,
+}
+
+/// keygen + encrypt at the hospital; the public files copied to the cloud.
+fn setup(max_train: &str) -> Parties {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hospital, cloud, exchange) = (
+        tmp.path().join("hospital"),
+        tmp.path().join("cloud"),
+        tmp.path().join("exchange"),
+    );
+    for d in [&hospital, &cloud, &exchange] {
+        fs::create_dir_all(d).unwrap();
+    }
+    ok(
+        &[
+            "keygen",
+            "--out",
+            ".",
+            "--insecure-test-preset",
+            "--features",
+            "blood",
+        ],
+        &hospital,
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(hospital.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "secret.key is owner-only");
+    }
+    ok(
+        &[
+            "encrypt",
+            "--hospital",
+            ".",
+            "--features",
+            "blood",
+            "--max-train",
+            max_train,
+            "--max-val",
+            "8",
+            "--out",
+            "dataset.bltn",
+        ],
+        &hospital,
+    );
+    fs::copy(hospital.join("dataset.bltn"), cloud.join("dataset.bltn")).unwrap();
+    fs::copy(hospital.join("eval.keys"), cloud.join("eval.keys")).unwrap();
+    Parties {
+        _tmp: tmp,
+        hospital,
+        cloud,
+        exchange,
+    }
+}
+
+fn train_args<'a>(ex: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "train",
+        "--data",
+        "dataset.bltn",
+        "--keys",
+        "eval.keys",
+        "--out",
+        out,
+        "--exchange",
+        ex,
+        "--hospital-timeout",
+        "60",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Decrypts `enc` (a cloud file) at the hospital and returns the Model file's weights via
+/// `evaluate --json`'s accuracy and the raw file bytes.
+fn decrypt(p: &Parties, enc: &Path, name: &str) -> PathBuf {
+    let local = p.hospital.join(format!("{name}.enc"));
+    fs::copy(enc, &local).unwrap();
+    let out = p.hospital.join(format!("{name}.bltn"));
+    ok(
+        &[
+            "decrypt",
+            "--hospital",
+            ".",
+            "--model",
+            local.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &p.hospital,
+    );
+    out
+}
+
+/// The weights of a Model file (postcard after the 24-byte header: features, classes, then the
+/// f64 vector), read through the documented layout.
+fn weights(model: &Path) -> Vec<f64> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        _features: u32,
+        _classes: u32,
+        w: Vec<f64>,
+    }
+    let bytes = fs::read(model).unwrap();
+    assert_eq!(&bytes[..4], b"BLTN");
+    let (h, _): (Head, _) = postcard::take_from_bytes(&bytes[24..]).unwrap();
+    h.w
+}
+
+fn kind_of(path: &Path) -> Option<u16> {
+    let b = fs::read(path).ok()?;
+    (b.len() >= 8 && &b[..4] == b"BLTN").then(|| u16::from_le_bytes([b[6], b[7]]))
+}
+
+#[test]
+fn round_trip_keygen_encrypt_train_decrypt_evaluate_across_processes() {
+    let p = setup("16");
+    let ex = p.exchange.to_str().unwrap().to_string();
+    let watcher = Watcher::start(&p.hospital, &p.exchange);
+    let log = ok(
+        &train_args(&ex, "model.enc", &["--epochs", "2", "--patience", "1"]),
+        &p.cloud,
+    );
+    assert!(
+        log.contains("hospital's verdict"),
+        "validation verdicts: {log}"
+    );
+    // 16 samples in chunks of 4 rows: 4 steps per epoch, 2 epochs.
+    assert!(log.contains("step    8"), "{log}");
+    assert!(!log.contains("step    9"), "{log}");
+
+    // The cloud directory never holds a hospital-only file.
+    for e in fs::read_dir(&p.cloud).unwrap() {
+        let path = e.unwrap().path();
+        let k = kind_of(&path);
+        assert!(
+            k != Some(2) && k != Some(13),
+            "{} is hospital-only (kind {k:?})",
+            path.display()
+        );
+        assert_ne!(path.file_name().unwrap(), "secret.key");
+    }
+    // The cloud refuses a secret key wherever it takes a file.
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            "dataset.bltn",
+            "--keys",
+            p.hospital.join("secret.key").to_str().unwrap(),
+            "--exchange",
+            &ex,
+        ],
+        &p.cloud,
+    );
+    assert!(err.contains("secret.key is a SecretKey file"), "{err}");
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            p.hospital.join("secret.key").to_str().unwrap(),
+            "--keys",
+            "eval.keys",
+            "--exchange",
+            &ex,
+        ],
+        &p.cloud,
+    );
+    assert!(err.contains("belongs to the hospital"), "{err}");
+
+    let model = decrypt(&p, &p.cloud.join("model.enc"), "model");
+    let out = ok(
+        &[
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--features",
+            "blood",
+            "--split",
+            "test",
+            "--json",
+        ],
+        &p.hospital,
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["samples"], 1024);
+    let acc = v["accuracy"].as_f64().unwrap();
+    // 8 classes: one class alone is at most 19.5 % of the test split; 8 steps on 16 samples
+    // learn more than that.
+    eprintln!("test accuracy after the round trip: {acc}");
+    assert!(acc > 0.2 && acc <= 1.0, "accuracy {acc}");
+    let confusion = v["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 8);
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1024);
+    assert!(weights(&model).iter().any(|w| w.abs() > 1e-3));
+
+    // Encrypted inference: the hospital encrypts 8 test rows in order with its training
+    // statistics, the cloud scores them, the hospital decrypts the scores.
+    let stats_before = fs::read(p.hospital.join("stats.bltn")).unwrap();
+    ok(
+        &[
+            "encrypt",
+            "--hospital",
+            ".",
+            "--features",
+            "blood",
+            "--train-split",
+            "test",
+            "--val-split",
+            "none",
+            "--max-train",
+            "8",
+            "--use-stats",
+            "--no-shuffle",
+            "--out",
+            "test.bltn",
+        ],
+        &p.hospital,
+    );
+    assert_eq!(
+        fs::read(p.hospital.join("stats.bltn")).unwrap(),
+        stats_before,
+        "--use-stats keeps the training statistics"
+    );
+    fs::copy(p.hospital.join("test.bltn"), p.cloud.join("test.bltn")).unwrap();
+    ok(
+        &[
+            "infer",
+            "--data",
+            "test.bltn",
+            "--model",
+            "model.enc",
+            "--keys",
+            "eval.keys",
+            "--out",
+            "scores.enc",
+            "--exchange",
+            &ex,
+        ],
+        &p.cloud,
+    );
+    drop(watcher);
+    fs::copy(p.cloud.join("scores.enc"), p.hospital.join("scores.enc")).unwrap();
+    let out = ok(
+        &[
+            "decrypt",
+            "--hospital",
+            ".",
+            "--scores",
+            "scores.enc",
+            "--features",
+            "blood",
+            "--split",
+            "test",
+            "--compare",
+            model.to_str().unwrap(),
+        ],
+        &p.hospital,
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["samples"], 8);
+    let agree = v["agreement_with_model"].as_f64().unwrap();
+    assert!(
+        agree >= 0.875,
+        "encrypted vs decrypted-model predictions: {v}"
+    );
+}
+
+#[test]
+fn kill_9_during_train_then_resume_gives_the_same_model() {
+    let p = setup("16");
+    let ex = p.exchange.to_str().unwrap().to_string();
+    let _watcher = Watcher::start(&p.hospital, &p.exchange);
+    // Reference: uninterrupted.
+    ok(&train_args(&ex, "a.enc", &["--epochs", "1"]), &p.cloud);
+
+    // Interrupted: kill -9 once the first checkpoint is there.
+    let mut child = Command::new(BIN)
+        .args(train_args(&ex, "b.enc", &["--epochs", "1"]))
+        .current_dir(&p.cloud)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ckpt = p.cloud.join("b.ckpt");
+    let t0 = Instant::now();
+    while !ckpt.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!p.cloud.join("b.enc").exists(), "killed before the end");
+    let info = ok(&["inspect", "b.ckpt"], &p.cloud);
+    assert!(info.contains("finished             false"), "{info}");
+    // No half-written file: every file left is whole (inspect parses it) or a dot-temp.
+    let log = ok(
+        &train_args(&ex, "b.enc", &["--epochs", "1", "--resume"]),
+        &p.cloud,
+    );
+    assert!(log.contains("resuming from"), "{log}");
+    // Other hyperparameters than the checkpoint's are refused.
+    let err = fails(
+        &train_args(&ex, "b.enc", &["--epochs", "1", "--lr", "0.5", "--resume"]),
+        &p.cloud,
+    );
+    assert!(err.contains("other settings"), "{err}");
+
+    let a = weights(&decrypt(&p, &p.cloud.join("a.enc"), "a"));
+    let b = weights(&decrypt(&p, &p.cloud.join("b.enc"), "b"));
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    assert!(scale > 1e-3, "trained weights");
+    // Same steps on the same batches; only the CKKS noise of the refreshes differs.
+    assert!(diff < 1e-6 * scale.max(1.0), "max |a − b| = {diff}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.bltn");
+    fs::write(&junk, b"not a blindtuner file at all").unwrap();
+    let err = fails(&["inspect", junk.to_str().unwrap()], tmp.path());
+    assert!(err.contains("junk.bltn"), "{err}");
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            junk.to_str().unwrap(),
+            "--keys",
+            junk.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(err.contains("junk.bltn"), "{err}");
+    // A truncated dataset.
+    let p = setup("8");
+    let bytes = fs::read(p.cloud.join("dataset.bltn")).unwrap();
+    fs::write(p.cloud.join("cut.bltn"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(
+        &["train", "--data", "cut.bltn", "--keys", "eval.keys"],
+        &p.cloud,
+    );
+    assert!(err.contains("cut.bltn"), "{err}");
+    // Bootstrapping is announced as not available, before anything runs.
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            "dataset.bltn",
+            "--keys",
+            "eval.keys",
+            "--refresh",
+            "bootstrap",
+        ],
+        &p.cloud,
+    );
+    assert!(err.contains("not available yet"), "{err}");
+    // The insecure preset is only reachable through its explicit flag.
+    let err = fails(
+        &[
+            "keygen",
+            "--out",
+            "k",
+            "--preset",
+            "toy_insecure_train",
+            "--dim",
+            "4",
+            "--classes",
+            "2",
+        ],
+        tmp.path(),
+    );
+    assert!(err.contains("insecure"), "{err}");
+}
+
+#[test]
+fn demo_json_reports_the_three_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(
+        &["demo", "--insecure-test-preset", "--steps", "3", "--json"],
+        tmp.path(),
+    );
+    let line = out.lines().find(|l| l.starts_with('{')).expect("json line");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["dataset"], "blood");
+    assert_eq!(v["steps"], 3);
+    assert_eq!(v["refresh_mode"], "hospital");
+    assert_eq!(v["preset"], "toy_insecure_train");
+    let (e, m, x) = (
+        v["encrypted_acc"].as_f64().unwrap(),
+        v["mirror_acc"].as_f64().unwrap(),
+        v["exact_acc"].as_f64().unwrap(),
+    );
+    assert!((e - m).abs() <= 0.005, "encrypted {e} vs mirror {m}");
+    assert!((m - x).abs() <= 0.01, "mirror {m} vs exact {x}");
+    assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_train_reports_ops_and_seconds_per_step_and_bootstrap_is_announced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(
+        &[
+            "bench",
+            "train",
+            "--insecure-test-preset",
+            "--steps",
+            "2",
+            "--batch-chunks",
+            "1",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["bench"], "train");
+    assert_eq!(v["batch_samples"], 4, "one chunk of 4 rows at N = 2^11");
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for s in steps {
+        // Same layout, same chunk count: the same products every step.
+        assert_eq!(s["mult"], steps[0]["mult"]);
+        assert!(s["mult"].as_u64().unwrap() > 0 && s["refresh"].as_u64().unwrap() > 0);
+        let parts: f64 = [
+            "seconds_mult",
+            "seconds_rot",
+            "seconds_refresh",
+            "seconds_other",
+        ]
+        .iter()
+        .map(|k| s[*k].as_f64().unwrap())
+        .sum();
+        let total = s["seconds"].as_f64().unwrap();
+        assert!((parts - total).abs() <= 0.05 * total + 1e-3, "{s}");
+    }
+    let err = fails(&["bench", "bootstrap"], tmp.path());
+    assert!(err.contains("not available yet"), "{err}");
+}
+
+#[test]
+fn train_reaches_the_hospital_over_loopback_tcp() {
+    use std::io::BufRead;
+    let p = setup("8");
+    let mut child = Command::new(BIN)
+        .args(["refresh", "--hospital"])
+        .arg(&p.hospital)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _watcher = Watcher(child);
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("refresh: listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let unused = p.cloud.join("no-exchange");
+    let log = ok(
+        &train_args(
+            unused.to_str().unwrap(),
+            "tcp.enc",
+            &["--epochs", "1", "--patience", "1", "--hospital-addr", &addr],
+        ),
+        &p.cloud,
+    );
+    assert!(log.contains("step    2"), "{log}");
+    assert!(log.contains("hospital's verdict"), "{log}");
+    assert!(
+        !unused.exists(),
+        "no exchange directory with --hospital-addr"
+    );
+    let w = weights(&decrypt(&p, &p.cloud.join("tcp.enc"), "tcp"));
+    assert!(w.iter().any(|x| x.abs() > 1e-3));
+}
