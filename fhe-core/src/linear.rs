@@ -108,6 +108,11 @@ impl LinearTransform {
         steps.into_iter().collect()
     }
 
+    /// The slot count the map acts on.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
     /// The level the diagonals are encoded at.
     pub fn level(&self) -> usize {
         self.level
