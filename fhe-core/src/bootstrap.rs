@@ -68,6 +68,16 @@ pub const K_SIGMAS: f64 = 6.5;
 /// `K/2^r = K_OVER_2R` (so `r = log2 K − log2 K_OVER_2R`).
 pub const K_OVER_2R: f64 = 4.0;
 
+/// Default message ratio `q_0/Δ'`: before ModRaise the level-0 input is multiplied by the
+/// integer `c = round(q_0/(ratio·Δ))`, so that the message occupies `q_0/ratio` whatever the
+/// user's scale `Δ` (the multiple `I` of `q_0` does not grow). A smaller ratio raises the message
+/// above the noise of CoeffToSlot (about `√N·2^2/σ` per slot); a larger one shrinks the error of
+/// the sine approximation, relative `(2π)²/6·(|p|/ratio)²` for a coefficient `p` of the encoded
+/// polynomial (random slots in `[−1, 1]` give `|p| ≈ 2^-8` at N = 2^16; a constant slot vector of
+/// ones gives `p_0 = 1`, where 2^10 still leaves 17 bits). [`BootstrapConfig::new`] uses this
+/// for full slots and `√gap` times it for `n` slots (`gap = N/2n`).
+pub const MESSAGE_RATIO: f64 = 1024.0;
+
 /// `K` for a secret distribution (see the module docs).
 pub fn k_for_secret(params: &Params) -> f64 {
     let h = match params.secret() {
@@ -97,6 +107,8 @@ pub struct BootstrapConfig {
     pub degree: usize,
     /// The scale EvalMod ends at (`Δ_ref`); the output is relabelled with the input's scale.
     pub output_scale: f64,
+    /// `q_0/Δ'` for the message `Δ'·m` that EvalMod sees (see [`MESSAGE_RATIO`]).
+    pub message_ratio: f64,
 }
 
 impl BootstrapConfig {
@@ -112,6 +124,9 @@ impl BootstrapConfig {
             k: k_for_secret(params),
             degree: EVAL_MOD_DEGREE,
             output_scale: q0 / (2.0 * core::f64::consts::PI),
+            // Fewer slots: larger coefficients for the same slot values, so a larger ratio.
+            message_ratio: MESSAGE_RATIO
+                * libm::sqrt((params.max_slots() / slots.clamp(1, params.max_slots())) as f64),
         }
     }
 
@@ -124,6 +139,16 @@ impl BootstrapConfig {
             r += 1;
         }
         r
+    }
+}
+
+/// `max(1, round(q_0/(ratio·Δ)))`.
+fn message_multiplier(q0: f64, ratio: f64, scale: f64) -> i64 {
+    let c = libm::round(q0 / (ratio * scale));
+    if c.is_finite() && c >= 1.0 {
+        (c as i64).min(1 << 40)
+    } else {
+        1
     }
 }
 
@@ -281,6 +306,7 @@ pub struct Bootstrapper {
     cheb: Chebyshev,
     cts_const: f64,
     stc_const: f64,
+    c0: i64,
     eval_mod_level: usize,
     trace_steps: Vec<i64>,
 }
@@ -341,7 +367,16 @@ impl Bootstrapper {
         })? as f64;
         // Values after CoeffToSlot: t/(gap·q_0·K), halved for the conjugate sum.
         let cts_const = sigma / (2.0 * gap as f64 * q0 * k);
-        let stc_const = q0 / (2.0 * pi * config.output_scale);
+        if !(config.message_ratio.is_finite() && config.message_ratio >= 1.0) {
+            return Err(Error::EncodingOverflow {
+                value: config.message_ratio,
+                log_scale: 0.0,
+            });
+        }
+        // The integer the input is multiplied by when it has the parameters' scale; SlotToCoeff
+        // divides it out again.
+        let c0 = message_multiplier(q0, config.message_ratio, params.scale());
+        let stc_const = q0 / (2.0 * pi * config.output_scale * c0 as f64);
 
         let enc_n = Encoder::new(params, n)?;
         let enc_2n = if sparse {
@@ -404,6 +439,7 @@ impl Bootstrapper {
             cheb,
             cts_const,
             stc_const,
+            c0,
             eval_mod_level,
             trace_steps,
         })
@@ -461,7 +497,8 @@ impl Bootstrapper {
         self.cts_const
     }
 
-    /// The constant SlotToCoeff multiplies by (before the FFT): `q_0/(2π·Δ_ref)`.
+    /// The constant SlotToCoeff multiplies by (before the FFT): `q_0/(2π·Δ_ref·c_0)` with
+    /// `c_0` the message multiplier at the parameters' scale.
     pub fn stc_constant(&self) -> f64 {
         self.stc_const
     }
@@ -624,7 +661,12 @@ impl Bootstrapper {
         ct: &Ciphertext,
         scratch: &mut EvalScratch,
     ) -> Result<Ciphertext, Error> {
-        let raised = self.mod_raise(eval, ct, scratch)?;
+        let q0 = self.params.q().first().copied().unwrap_or(1) as f64;
+        let c = message_multiplier(q0, self.config.message_ratio, ct.scale);
+        let mut low = ct.clone();
+        low.drop_to_level(0)?;
+        eval.mul_int_assign(&mut low, c)?;
+        let raised = self.mod_raise(eval, &low, scratch)?;
         let (re, im) = self.coeffs_to_slots(eval, &raised, scratch)?;
         let re = self.eval_mod(eval, &re, scratch)?;
         let im = match im {
@@ -632,7 +674,8 @@ impl Bootstrapper {
             None => None,
         };
         let mut out = self.slots_to_coeffs(eval, &re, im.as_ref(), scratch)?;
-        out.scale = ct.scale * out.scale / self.config.output_scale;
+        // The output integers are (c/c_0)·Δ·m.
+        out.scale = ct.scale * (c as f64 / self.c0 as f64) * (out.scale / self.config.output_scale);
         Ok(out)
     }
 }
@@ -703,7 +746,9 @@ mod tests {
             let mut rng = ChaCha20Rng::seed_from_u64(3);
             let (re, im) = (uniform(&mut rng, slots), uniform(&mut rng, slots));
             let z: Vec<Complex> = re.iter().zip(&im).map(|(&a, &b)| Complex::new(a, b)).collect();
-            let pt = enc.encode_complex_at(&z, f.params.scale(), f.params.max_level()).unwrap();
+            // At the scale bootstrapping runs CoeffToSlot at (the maps are tested, not the
+            // scale of the user's levels).
+            let pt = enc.encode_complex_at(&z, f.boot.sigma, f.params.max_level()).unwrap();
             let ct = encrypt_sk(&f.params, &f.sk, &pt, &mut rng).unwrap();
             let mut scratch = f.eval.scratch();
             let (a, b) = f.boot.coeffs_to_slots(&f.eval, &ct, &mut scratch).unwrap();
