@@ -266,7 +266,11 @@ fn widen_cts(d: &Diags, n: usize) -> Diags {
         let w: Vec<Complex> = (0..2 * n)
             .map(|j| {
                 let x = v.get(j % n).copied().unwrap_or(Complex::ZERO);
-                if j < n { x } else { x * Complex::new(0.0, -1.0) }
+                if j < n {
+                    x
+                } else {
+                    x * Complex::new(0.0, -1.0)
+                }
             })
             .collect();
         out.insert(k, w);
@@ -477,9 +481,7 @@ impl Bootstrapper {
 
     /// The level of a bootstrapped ciphertext.
     pub fn levels_after(&self) -> usize {
-        self.stc
-            .last()
-            .map_or(0, |lt| lt.level().saturating_sub(1))
+        self.stc.last().map_or(0, |lt| lt.level().saturating_sub(1))
     }
 
     /// The level CoeffToSlot ends at (where EvalMod starts).
@@ -735,7 +737,11 @@ mod tests {
         assert_eq!(cfg.double_angle(), 3);
         let f = fixture(512);
         assert_eq!(f.boot.levels_after(), 2);
-        assert!(f.boot.rotations().len() < 80, "{}", f.boot.rotations().len());
+        assert!(
+            f.boot.rotations().len() < 80,
+            "{}",
+            f.boot.rotations().len()
+        );
     }
 
     #[test]
@@ -745,10 +751,16 @@ mod tests {
             let enc = Encoder::new(&f.params, slots).unwrap();
             let mut rng = ChaCha20Rng::seed_from_u64(3);
             let (re, im) = (uniform(&mut rng, slots), uniform(&mut rng, slots));
-            let z: Vec<Complex> = re.iter().zip(&im).map(|(&a, &b)| Complex::new(a, b)).collect();
+            let z: Vec<Complex> = re
+                .iter()
+                .zip(&im)
+                .map(|(&a, &b)| Complex::new(a, b))
+                .collect();
             // At the scale bootstrapping runs CoeffToSlot at (the maps are tested, not the
             // scale of the user's levels).
-            let pt = enc.encode_complex_at(&z, f.boot.sigma, f.params.max_level()).unwrap();
+            let pt = enc
+                .encode_complex_at(&z, f.boot.sigma, f.params.max_level())
+                .unwrap();
             let ct = encrypt_sk(&f.params, &f.sk, &pt, &mut rng).unwrap();
             let mut scratch = f.eval.scratch();
             let (a, b) = f.boot.coeffs_to_slots(&f.eval, &ct, &mut scratch).unwrap();
@@ -788,7 +800,9 @@ mod tests {
         let mut scratch = f.eval.scratch();
         let out = f.boot.eval_mod(&f.eval, &ct, &mut scratch).unwrap();
         assert_eq!(out.scale, f.boot.config().output_scale);
-        let got = enc.decode(&decrypt(&f.params, &f.sk, &out).unwrap()).unwrap();
+        let got = enc
+            .decode(&decrypt(&f.params, &f.sk, &out).unwrap())
+            .unwrap();
         let want: Vec<f64> = xs
             .iter()
             .map(|x| libm::sin(2.0 * core::f64::consts::PI * x))
@@ -816,7 +830,11 @@ mod tests {
         } else {
             alloc::vec![0.0; slots]
         };
-        let z: Vec<Complex> = re.iter().zip(&im).map(|(&a, &b)| Complex::new(a, b)).collect();
+        let z: Vec<Complex> = re
+            .iter()
+            .zip(&im)
+            .map(|(&a, &b)| Complex::new(a, b))
+            .collect();
         let pt = enc.encode_complex_at(&z, f.params.scale(), 0).unwrap();
         let ct = encrypt_sk(&f.params, &f.sk, &pt, &mut rng).unwrap();
         let mut scratch = f.eval.scratch();
@@ -904,8 +922,13 @@ mod tests {
         let eval = Evaluator::with_keys(&params, Arc::new(keys));
         let enc = Encoder::new(&params, slots).unwrap();
         let z = uniform(&mut rng, slots);
-        let ct = encrypt_sk(&params, &sk, &enc.encode_at(&z, params.scale(), 0).unwrap(), &mut rng)
-            .unwrap();
+        let ct = encrypt_sk(
+            &params,
+            &sk,
+            &enc.encode_at(&z, params.scale(), 0).unwrap(),
+            &mut rng,
+        )
+        .unwrap();
         let mut scratch = eval.scratch();
         let out = boot.bootstrap(&eval, &ct, &mut scratch).unwrap();
         assert!(out.level() >= 10 && out.scale >= libm::exp2(40.0));

@@ -534,7 +534,13 @@ pub mod presets {
 
     /// A chain for bootstrapping, bottom to top: `q_0`, the levels left to the user, then
     /// SlotToCoeff, EvalMod and CoeffToSlot primes.
-    fn boot_chain(first: u32, user: (u32, usize), stc: (u32, usize), eval_mod: (u32, usize), cts: (u32, usize)) -> Vec<u32> {
+    fn boot_chain(
+        first: u32,
+        user: (u32, usize),
+        stc: (u32, usize),
+        eval_mod: (u32, usize),
+        cts: (u32, usize),
+    ) -> Vec<u32> {
         let mut v = alloc::vec![first];
         for (bits, count) in [user, stc, eval_mod, cts] {
             v.extend(core::iter::repeat_n(bits, count));

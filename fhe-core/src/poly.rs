@@ -326,11 +326,10 @@ impl Evaluator {
             .map(|(c, _)| c.level())
             .min()
             .ok_or(Error::LevelTooLow { have: 0, need: 1 })?;
-        let q_l = *self
-            .params()
-            .q()
-            .get(level)
-            .ok_or(Error::LevelTooLow { have: level, need: 1 })? as f64;
+        let q_l = *self.params().q().get(level).ok_or(Error::LevelTooLow {
+            have: level,
+            need: 1,
+        })? as f64;
         let pre = target * q_l;
         let mut acc: Option<Ciphertext> = None;
         for &(c, coeff) in terms {
@@ -385,19 +384,21 @@ impl Evaluator {
         if q.len() == 1 {
             let q0 = q.first().copied().unwrap_or(0.0);
             return match self.cheb_rec(&r, target, plan, t, scratch)? {
-                Node::Ct(rc) => Ok(Node::Ct(
-                    self.lincomb(&[(td, q0), (&rc, 1.0)], 0.0, target, scratch)?,
-                )),
+                Node::Ct(rc) => Ok(Node::Ct(self.lincomb(
+                    &[(td, q0), (&rc, 1.0)],
+                    0.0,
+                    target,
+                    scratch,
+                )?)),
                 Node::Const(v) => Ok(Node::Ct(self.lincomb(&[(td, q0)], v, target, scratch)?)),
             };
         }
         let lq = plan.level_of(&q).unwrap_or(usize::MAX);
         let level = lq.min(td.level()).min(lr);
-        let q_l = *self
-            .params()
-            .q()
-            .get(level)
-            .ok_or(Error::LevelTooLow { have: level, need: 1 })? as f64;
+        let q_l = *self.params().q().get(level).ok_or(Error::LevelTooLow {
+            have: level,
+            need: 1,
+        })? as f64;
         let pre = target * q_l;
         let Node::Ct(qc) = self.cheb_rec(&q, pre / td.scale, plan, t, scratch)? else {
             return Err(missing(d));
@@ -460,13 +461,28 @@ mod tests {
 
     #[test]
     fn depth_is_log_degree_plus_one() {
-        for (deg, depth) in [(1, 1), (2, 2), (3, 3), (7, 4), (15, 5), (31, 6), (40, 7), (63, 7)] {
+        for (deg, depth) in [
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (7, 4),
+            (15, 5),
+            (31, 6),
+            (40, 7),
+            (63, 7),
+        ] {
             let p = Chebyshev::new(alloc::vec![0.5; deg + 1], -1.0, 1.0).unwrap();
             assert!(p.depth() <= depth, "degree {deg}: {} > {depth}", p.depth());
             assert!(p.depth() >= ceil_log2(deg + 1), "degree {deg}");
         }
         let p = Chebyshev::new(alloc::vec![0.5; 8], 0.0, 2.0).unwrap();
-        assert_eq!(p.depth(), Chebyshev::new(alloc::vec![0.5; 8], -1.0, 1.0).unwrap().depth() + 1);
+        assert_eq!(
+            p.depth(),
+            Chebyshev::new(alloc::vec![0.5; 8], -1.0, 1.0)
+                .unwrap()
+                .depth()
+                + 1
+        );
     }
 
     fn params() -> crate::params::Params {
@@ -500,7 +516,9 @@ mod tests {
         for deg in [5usize, 12, 27] {
             let p = Chebyshev::interpolate(f, deg, -3.0, 3.0).unwrap();
             let target = 1.5 * (1u64 << 45) as f64;
-            let out = eval.eval_chebyshev_new(&ct, &p, target, &mut scratch).unwrap();
+            let out = eval
+                .eval_chebyshev_new(&ct, &p, target, &mut scratch)
+                .unwrap();
             assert_eq!(out.scale, target);
             assert_eq!(out.level(), params.max_level() - p.depth(), "degree {deg}");
             let got = enc.decode(&decrypt(&params, &sk, &out).unwrap()).unwrap();

@@ -20,9 +20,9 @@ use anyhow::{Context, Result, bail};
 use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Encoder, Precision};
-use fhe_core::format::WireObject;
 use fhe_core::encrypt::{decrypt, encrypt_pk};
 use fhe_core::eval::Evaluator;
+use fhe_core::format::WireObject;
 use fhe_core::keys::galois_element_for_rotation;
 use fhe_core::keys::{EvalKeys, GaloisKey, PublicKey, RelinKey, SecretKey};
 use fhe_core::params::{Moduli, Params, ParamsLiteral, SecretDist, Security, presets};
@@ -208,11 +208,17 @@ fn bootstrap(a: &BootArgs) -> Result<()> {
             c.k,
             c.double_angle(),
             c.degree,
-            ts.iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(","),
+            ts.iter()
+                .map(|t| format!("{t:.1}"))
+                .collect::<Vec<_>>()
+                .join(","),
             prec.mean_bits,
             prec.min_bits,
             out.scale.log2(),
-            load.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join(",")
+            load.iter()
+                .map(|l| format!("\"{l}\""))
+                .collect::<Vec<_>>()
+                .join(",")
         );
     } else {
         println!(
@@ -225,11 +231,25 @@ fn bootstrap(a: &BootArgs) -> Result<()> {
             c.double_angle(),
             c.degree
         );
-        println!("{:<22} {boot_ms:>12.1} ms (median of {})", "boot_ms", ts.len());
-        println!("{:<22} {:>12.2} bits", "precision_bits_mean", prec.mean_bits);
+        println!(
+            "{:<22} {boot_ms:>12.1} ms (median of {})",
+            "boot_ms",
+            ts.len()
+        );
+        println!(
+            "{:<22} {:>12.2} bits",
+            "precision_bits_mean", prec.mean_bits
+        );
         println!("{:<22} {:>12.2} bits", "precision_bits_min", prec.min_bits);
-        println!("{:<22} {levels_after:>12} (scale 2^{:.2})", "levels_after", out.scale.log2());
-        println!("{:<22} {keys_bytes:>12} bytes ({rotation_keys} Galois keys + relin)", "keys_bytes");
+        println!(
+            "{:<22} {levels_after:>12} (scale 2^{:.2})",
+            "levels_after",
+            out.scale.log2()
+        );
+        println!(
+            "{:<22} {keys_bytes:>12} bytes ({rotation_keys} Galois keys + relin)",
+            "keys_bytes"
+        );
         println!("{:<22} {setup_ms:>12.1} ms", "setup_ms");
         println!("{:<22} {keygen_ms:>12.1} ms", "keygen_ms");
         println!("load average {}", load.join(" "));
