@@ -548,9 +548,9 @@ pub mod presets {
         v
     }
 
-    /// Bootstrappable preset, **128-bit secure** (log QP ≈ 1750 ≤ 1772) with a **sparse
-    /// ternary secret of Hamming weight 192** (see `fhe-core/README.md`, "Bootstrapping", for
-    /// the security argument): N = 2^16, scale 2^42; bottom to top `q_0` of 60 bits, 10 user
+    /// Bootstrappable preset within the 128-bit log QP bound (≈ 1735 ≤ 1772) with a **sparse
+    /// ternary secret of Hamming weight 192**: the bound is stated for uniform ternary secrets;
+    /// see `fhe-core/README.md`, "Security of `n16_boot`", for what the sparse secret costs: N = 2^16, scale 2^42; bottom to top `q_0` of 60 bits, 10 user
     /// levels of 42 bits, 3 SlotToCoeff levels of 45 bits, 10 EvalMod levels of 58 bits, 3
     /// CoeffToSlot levels of 58 bits; P = 6 × 61 bits, dnum 5. Bootstrapping with
     /// [`crate::bootstrap::BootstrapConfig::new`] (budget 3, 3; K = 32, 3 double angles) leaves
