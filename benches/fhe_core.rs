@@ -5,13 +5,16 @@
 //! backend), `rescale/{logN}/{level}`, `basis_ext/{logN}/{level}`, `encode/{logN}`, and at the
 //! top level of the OpenFHE comparison points (`presets::n14`, `presets::n16_openfhe`):
 //! `mul_relin/{logN}` (tensor product + relinearisation), `rotate/{logN}` (rotation by one slot),
-//! `keyswitch/{logN}/{dnum}` (decompose + inner product + ModDown of one polynomial).
+//! `keyswitch/{logN}/{dnum}` (decompose + inner product + ModDown of one polynomial),
+//! `bootstrap/{logN}` (full-slot bootstrapping at `toy_insecure_boot`, and `n16_boot` outside
+//! quick mode).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 
+use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::encoding::{Complex, Encoder};
 use fhe_core::encrypt::encrypt_pk;
 use fhe_core::eval::Evaluator;
@@ -194,12 +197,43 @@ fn keyswitch(c: &mut Criterion) {
     g.finish();
 }
 
+/// `bootstrap/{logN}`: full-slot bootstrapping of a level-0 ciphertext (budget 3, 3) at
+/// `toy_insecure_boot` (logN 10) and, outside quick mode, `n16_boot` (logN 16; minutes of key
+/// generation and several GiB of keys).
+fn bootstrap(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let mut g = c.benchmark_group("bootstrap");
+    g.sample_size(10);
+    let mut lits = vec![presets::toy_insecure_boot()];
+    if !quick() {
+        lits.push(presets::n16_boot());
+    }
+    for lit in lits {
+        let params = lit.validate().unwrap();
+        let slots = params.max_slots();
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let boot = Bootstrapper::new(&params, BootstrapConfig::new(&params, slots)).unwrap();
+        let keys = boot.generate_keys(&sk, &[], &mut rng).unwrap();
+        let eval = Evaluator::with_keys(&params, Arc::new(keys));
+        let enc = Encoder::new(&params, slots).unwrap();
+        let v: Vec<f64> = (0..slots).map(|i| (i as f64).cos()).collect();
+        let pt = enc.encode_at(&v, params.scale(), 0).unwrap();
+        let ct = fhe_core::encrypt::encrypt_sk(&params, &sk, &pt, &mut rng).unwrap();
+        let mut scratch = eval.scratch();
+        g.bench_function(BenchmarkId::from_parameter(params.log_n()), |b| {
+            b.iter(|| boot.bootstrap(&eval, black_box(&ct), &mut scratch).unwrap())
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     ntt,
     rescale_and_basis_ext,
     encode,
     mul_relin_and_rotate,
-    keyswitch
+    keyswitch,
+    bootstrap
 );
 criterion_main!(benches);

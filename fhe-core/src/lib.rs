@@ -6,6 +6,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod bootstrap;
 pub mod ciphertext;
 pub mod encoding;
 pub mod encrypt;
@@ -19,6 +20,7 @@ pub mod math;
 pub mod ntt;
 mod par;
 pub mod params;
+pub mod poly;
 pub mod refresh;
 pub mod ring;
 pub mod sampling;

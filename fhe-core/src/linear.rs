@@ -108,6 +108,11 @@ impl LinearTransform {
         steps.into_iter().collect()
     }
 
+    /// The slot count the map acts on.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
     /// The level the diagonals are encoded at.
     pub fn level(&self) -> usize {
         self.level
@@ -151,30 +156,46 @@ impl Evaluator {
         let by_baby: BTreeMap<i64, &Ciphertext> =
             babies.iter().copied().zip(rotated.iter()).collect();
         let giants: BTreeSet<usize> = lt.diags.keys().map(|k| (k / lt.n1) * lt.n1).collect();
+        // Each giant step's inner sum is accumulated in place (`acc += x_i ⊙ diag`, one pass
+        // per diagonal, no temporary ciphertexts), rotated into `moved` and added to `total`.
+        let ctx = self.params().ctx();
+        let level = x.level();
+        let pt_scale = lt.diags.values().next().map_or(1.0, |p| p.scale);
+        let zero = crate::ring::Poly::zero(ctx, level, false);
+        let mut inner = Ciphertext::from_parts(alloc::vec![zero.clone(), zero], 1.0, x.slots)?;
+        let mut moved = Ciphertext::empty();
         let mut total: Option<Ciphertext> = None;
         for g in giants {
-            let mut inner: Option<Ciphertext> = None;
+            let mut first = true;
             for (k, pt) in lt.diags.range(g..g + lt.n1) {
                 let xi = by_baby
                     .get(&((k - g) as i64))
                     .ok_or(Error::MissingKey { galois_element: 0 })?;
-                let mut term = (*xi).clone();
-                self.mul_plain_assign(&mut term, pt)?;
-                inner = Some(match inner {
-                    None => term,
-                    Some(acc) => self.add_new(&acc, &term)?,
-                });
+                for (acc, xp) in inner.c.iter_mut().zip(&xi.c) {
+                    if first {
+                        xp.mul_into(ctx, &pt.poly, acc)?;
+                    } else {
+                        acc.mul_add_assign(ctx, xp, &pt.poly)?;
+                    }
+                }
+                first = false;
             }
-            let Some(inner) = inner else { continue };
-            let moved = if g == 0 {
-                inner
+            if first {
+                continue;
+            }
+            inner.scale = x.scale * pt_scale;
+            inner.slots = x.slots;
+            inner.seed = None;
+            let add = if g == 0 {
+                &inner
             } else {
-                self.rotate_new(&inner, g as i64, scratch)?
+                self.rotate_into(&inner, g as i64, &mut moved, scratch)?;
+                &moved
             };
-            total = Some(match total {
-                None => moved,
-                Some(acc) => self.add_new(&acc, &moved)?,
-            });
+            match total.as_mut() {
+                None => total = Some(add.clone()),
+                Some(t) => self.add_assign(t, add)?,
+            }
         }
         let mut out = total.ok_or(Error::LengthMismatch {
             what: "linear transform diagonals",

@@ -445,6 +445,24 @@ pub mod presets {
         }
     }
 
+    /// Training preset, **128-bit secure** (log QP = 850 ≤ 881): N = 2^15 (16 384 slots),
+    /// scale 2^42, q_0 of 58 bits, 16 scale-tracking rescaling primes near 2^42, P = 2 × 60
+    /// bits, dnum 9.
+    pub fn n15_train() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 15,
+            q: Moduli::ScaleTracking {
+                first_bits: 58,
+                levels: 16,
+            },
+            p: Moduli::Bits(alloc::vec![60, 60]),
+            log_scale: 42.0,
+            dnum: 9,
+            secret: SecretDist::Ternary,
+            security: Security::Classical128,
+        }
+    }
+
     /// Small training preset, **128-bit secure** (log QP = 412 ≤ 438): N = 2^14 (8192 slots),
     /// scale 2^42, q_0 of 58 bits, 7 scale-tracking rescaling primes near 2^42, P = 1 × 60
     /// bits, dnum 8 (one prime per digit). Few levels: meant for the hospital-aided refresh,
@@ -551,11 +569,66 @@ pub mod presets {
         }
     }
 
+    /// A chain for bootstrapping, bottom to top: `q_0`, the levels left to the user, then
+    /// SlotToCoeff, EvalMod and CoeffToSlot primes.
+    fn boot_chain(
+        first: u32,
+        user: (u32, usize),
+        stc: (u32, usize),
+        eval_mod: (u32, usize),
+        cts: (u32, usize),
+    ) -> Vec<u32> {
+        let mut v = alloc::vec![first];
+        for (bits, count) in [user, stc, eval_mod, cts] {
+            v.extend(core::iter::repeat_n(bits, count));
+        }
+        v
+    }
+
+    /// Bootstrappable preset within the 128-bit log QP bound (≈ 1735 ≤ 1772) with a **sparse
+    /// ternary secret of Hamming weight 192**: the bound is stated for uniform ternary secrets;
+    /// see `fhe-core/README.md`, "Security of `n16_boot`", for what the sparse secret costs: N = 2^16, scale 2^42; bottom to top `q_0` of 60 bits, 10 user
+    /// levels of 42 bits, 3 SlotToCoeff levels of 45 bits, 10 EvalMod levels of 58 bits, 3
+    /// CoeffToSlot levels of 58 bits; P = 6 × 61 bits, dnum 5. Bootstrapping with
+    /// [`crate::bootstrap::BootstrapConfig::new`] (budget 3, 3; K = 32, 3 double angles) leaves
+    /// the 10 user levels at scale 2^42.
+    pub fn n16_boot() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 16,
+            q: Moduli::Bits(boot_chain(60, (42, 10), (45, 3), (58, 10), (58, 3))),
+            p: Moduli::Bits(alloc::vec![61; 6]),
+            log_scale: 42.0,
+            dnum: 5,
+            secret: SecretDist::SparseTernary {
+                hamming_weight: 192,
+            },
+            security: Security::Classical128,
+        }
+    }
+
+    /// **INSECURE** bootstrapping preset for fast tests: N = 2^10, sparse secret of Hamming
+    /// weight 64, scale 2^45; `q_0` of 60 bits, 2 user levels of 45 bits, 3 SlotToCoeff levels
+    /// of 45 bits, 9 EvalMod levels of 58 bits, 3 CoeffToSlot levels of 58 bits; P = 3 × 61
+    /// bits, dnum 6. Bootstrapping (budget 3, 3; K = 16, 2 double angles) leaves 2 levels.
+    pub fn toy_insecure_boot() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 10,
+            q: Moduli::Bits(boot_chain(60, (45, 2), (45, 3), (58, 9), (58, 3))),
+            p: Moduli::Bits(alloc::vec![61; 3]),
+            log_scale: 45.0,
+            dnum: 6,
+            secret: SecretDist::SparseTernary { hamming_weight: 64 },
+            security: Security::InsecureForTestsOnly,
+        }
+    }
+
     /// Every named preset with its name, secure ones first.
-    pub fn all() -> [(&'static str, ParamsLiteral); 9] {
+    pub fn all() -> [(&'static str, ParamsLiteral); 12] {
         [
             ("n16_train", n16_train()),
             ("n16_openfhe", n16_openfhe()),
+            ("n16_boot", n16_boot()),
+            ("n15_train", n15_train()),
             ("n14_train", n14_train()),
             ("n15", n15()),
             ("n14", n14()),
@@ -563,6 +636,7 @@ pub mod presets {
             ("n12_edge", n12_edge()),
             ("toy_insecure_n10", toy_insecure_n10()),
             ("toy_insecure_train", toy_insecure_train()),
+            ("toy_insecure_boot", toy_insecure_boot()),
         ]
     }
 

@@ -16,6 +16,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use fhe_core::Error;
+use fhe_core::bootstrap::Bootstrapper;
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Complex, Encoder, Plaintext};
 use fhe_core::eval::{EvalScratch, Evaluator};
@@ -120,6 +121,55 @@ impl<R: RngCore + CryptoRng> Transport for LocalHospital<R> {
     fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, Error> {
         self.answered += 1;
         reencrypt_masked(&self.params, &self.sk, masked, &mut self.rng)
+    }
+}
+
+/// Bootstrapping as the refresh: the cloud alone, with public keys only
+/// ([`fhe_core::bootstrap`]). The evaluation keys must hold the bootstrapping rotations
+/// ([`Bootstrapper::generate_keys`]); build the backend with
+/// [`CkksBackend::with_top_level`]`(bootstrapper.levels_after() − 1)` so that bootstrapped
+/// ciphertexts are aligned onto the working levels' canonical scales.
+pub struct Bootstrap {
+    boot: Bootstrapper,
+    eval: Evaluator,
+    scratch: EvalScratch,
+    /// Bootstrappings performed.
+    pub count: u64,
+}
+
+impl core::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("slots", &self.boot.config().slots)
+            .field("levels_after", &self.boot.levels_after())
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bootstrap {
+    /// The cloud's bootstrapper with its evaluation keys.
+    pub fn new(params: &Params, boot: Bootstrapper, keys: Arc<EvalKeys>) -> Self {
+        let eval = Evaluator::with_keys(params, keys);
+        let scratch = eval.scratch();
+        Self {
+            boot,
+            eval,
+            scratch,
+            count: 0,
+        }
+    }
+
+    /// The level bootstrapped ciphertexts come out at.
+    pub fn levels_after(&self) -> usize {
+        self.boot.levels_after()
+    }
+}
+
+impl Refresher for Bootstrap {
+    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.count += 1;
+        self.boot.bootstrap(&self.eval, ct, &mut self.scratch)
     }
 }
 

@@ -17,13 +17,15 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::ciphertext::Ciphertext;
-use fhe_core::encoding::Encoder;
+use fhe_core::encoding::{Encoder, Precision};
 use fhe_core::encrypt::{decrypt, encrypt_pk};
 use fhe_core::eval::Evaluator;
+use fhe_core::format::WireObject;
 use fhe_core::keys::galois_element_for_rotation;
 use fhe_core::keys::{EvalKeys, GaloisKey, PublicKey, RelinKey, SecretKey};
-use fhe_core::params::{Moduli, Params, ParamsLiteral, SecretDist, Security};
+use fhe_core::params::{Moduli, Params, ParamsLiteral, SecretDist, Security, presets};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -42,8 +44,9 @@ pub enum What {
     /// Encrypted training steps (hospital refresh in process) on an embedded fixture: per
     /// step the operation counts and the seconds by operation kind.
     Train(TrainArgs),
-    /// Bootstrapping (not available yet: fhe-core's bootstrapping is issue 4).
-    Bootstrap,
+    /// Bootstrapping (the keys of `openfhe_boot.py`): `n16_boot` at logN 16,
+    /// `toy_insecure_boot` at logN 10.
+    Bootstrap(BootArgs),
 }
 
 /// Options of `blindtuner bench train`.
@@ -64,6 +67,29 @@ pub struct TrainArgs {
     /// Chunks per mini-batch.
     #[arg(long, default_value_t = crate::demo::DEFAULT_BATCH_CHUNKS)]
     pub batch_chunks: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `blindtuner bench bootstrap`.
+#[derive(clap::Args, Debug)]
+pub struct BootArgs {
+    /// log2 of the ring dimension: 16 (`n16_boot`, 128-bit) or 10 (`toy_insecure_boot`).
+    #[arg(long, default_value_t = 16)]
+    pub logn: u32,
+    /// Slot count (a power of two, at most N/2; default N/2).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Threads: the size of rayon's global pool, which fhe-core's limb loops use.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Timed bootstrapping runs (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Level budget of CoeffToSlot and SlotToCoeff (`cts,stc`).
+    #[arg(long, default_value = "3,3")]
+    pub budget: String,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -124,10 +150,13 @@ pub fn run(args: &Args) -> Result<()> {
             pool.install(|| ckks(a))
         }
         What::Train(a) => train(a),
-        What::Bootstrap => bail!(
-            "bench bootstrap is not available yet: bootstrapping is still being built in \
-             fhe-core (issue 4)"
-        ),
+        What::Bootstrap(a) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(a.threads.max(1))
+                .build()
+                .context("building the thread pool")?;
+            pool.install(|| bootstrap(a))
+        }
     }
 }
 
@@ -194,6 +223,130 @@ fn train(a: &TrainArgs) -> Result<()> {
         );
     }
     println!("mean {:.2} s per step", summary.seconds_per_step);
+    Ok(())
+}
+
+/// The bootstrapping preset for `--logn`.
+pub fn boot_literal(logn: u32) -> Result<(&'static str, ParamsLiteral)> {
+    match logn {
+        16 => Ok(("n16_boot", presets::n16_boot())),
+        10 => Ok(("toy_insecure_boot", presets::toy_insecure_boot())),
+        _ => bail!("bench bootstrap has presets for --logn 16 and 10 only, not {logn}"),
+    }
+}
+
+fn bootstrap(a: &BootArgs) -> Result<()> {
+    let (name, lit) = boot_literal(a.logn)?;
+    let params = lit.validate().context("bootstrapping preset")?;
+    let slots = a.slots.unwrap_or(params.max_slots());
+    let mut cfg = BootstrapConfig::new(&params, slots);
+    let budget: Vec<usize> = a
+        .budget
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("--budget must be two integers, e.g. 3,3")?;
+    let [cts, stc] = budget[..] else {
+        bail!("--budget must be two integers, e.g. 3,3");
+    };
+    (cfg.cts_levels, cfg.stc_levels) = (cts, stc);
+    let mut rng = ChaCha20Rng::seed_from_u64(0x0062_6f6f_7473);
+    let sk = SecretKey::generate(&params, &mut rng)?;
+    let t0 = Instant::now();
+    let boot = Bootstrapper::new(&params, cfg).context("bootstrapping setup")?;
+    let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t0 = Instant::now();
+    let keys = boot.generate_keys(&sk, &[], &mut rng)?;
+    let keygen_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let keys_bytes = if a.logn <= 12 {
+        keys.to_bytes(&params)?.len()
+    } else {
+        fhe_core::wire::HEADER_LEN + keys.payload_size_hint(&params)
+    };
+    let rotation_keys = keys.galois.len();
+    let eval = Evaluator::with_keys(&params, std::sync::Arc::new(keys));
+    let mut scratch = eval.scratch();
+    let enc = Encoder::new(&params, slots)?;
+    let x = uniform(&mut rng, slots);
+    let ct = encrypt_pk(
+        &params,
+        &PublicKey::generate(&sk, &mut rng)?,
+        &enc.encode_at(&x, params.scale(), 0)?,
+        &mut rng,
+    )?;
+    let mut ts = Vec::new();
+    let mut last = None;
+    for _ in 0..a.reps.max(1) {
+        let t0 = Instant::now();
+        let out = boot.bootstrap(&eval, &ct, &mut scratch)?;
+        ts.push(t0.elapsed().as_secs_f64() * 1e3);
+        last = Some(black_box(out));
+    }
+    ts.sort_by(f64::total_cmp);
+    let boot_ms = ts.get(ts.len() / 2).copied().unwrap_or(0.0);
+    let out = last.context("no bootstrapping run")?;
+    let got = enc.decode(&decrypt(&params, &sk, &out)?)?;
+    let prec = Precision::of_real(&x, &got);
+    let levels_after = out.level();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let c = boot.config();
+    if a.json {
+        println!(
+            "{{\"library\":\"blindtuner\",\"preset\":\"{name}\",\"logN\":{},\"slots\":{slots},\"threads\":{},\"level_budget\":[{},{}],\"K\":{},\"double_angle\":{},\"degree\":{},\"boot_ms\":{boot_ms:.1},\"boot_ms_runs\":[{}],\"precision_bits_mean\":{:.3},\"precision_bits_min\":{:.3},\"levels_after\":{levels_after},\"scale_after_bits\":{:.3},\"keys_bytes\":{keys_bytes},\"rotation_keys\":{rotation_keys},\"setup_ms\":{setup_ms:.1},\"keygen_ms\":{keygen_ms:.1},\"loadavg_end\":[{}]}}",
+            a.logn,
+            a.threads,
+            c.cts_levels,
+            c.stc_levels,
+            c.k,
+            c.double_angle(),
+            c.degree,
+            ts.iter()
+                .map(|t| format!("{t:.1}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            prec.mean_bits,
+            prec.min_bits,
+            out.scale.log2(),
+            load.iter()
+                .map(|l| format!("\"{l}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    } else {
+        println!(
+            "blindtuner bench bootstrap: {name} (logN {}), {slots} slots, {} thread(s), budget ({}, {}), K {}, {} double angles, degree {}",
+            a.logn,
+            a.threads,
+            c.cts_levels,
+            c.stc_levels,
+            c.k,
+            c.double_angle(),
+            c.degree
+        );
+        println!(
+            "{:<22} {boot_ms:>12.1} ms (median of {})",
+            "boot_ms",
+            ts.len()
+        );
+        println!(
+            "{:<22} {:>12.2} bits",
+            "precision_bits_mean", prec.mean_bits
+        );
+        println!("{:<22} {:>12.2} bits", "precision_bits_min", prec.min_bits);
+        println!(
+            "{:<22} {levels_after:>12} (scale 2^{:.2})",
+            "levels_after",
+            out.scale.log2()
+        );
+        println!(
+            "{:<22} {keys_bytes:>12} bytes ({rotation_keys} Galois keys + relin)",
+            "keys_bytes"
+        );
+        println!("{:<22} {setup_ms:>12.1} ms", "setup_ms");
+        println!("{:<22} {keygen_ms:>12.1} ms", "keygen_ms");
+        println!("load average {}", load.join(" "));
+    }
     Ok(())
 }
 
@@ -483,6 +636,26 @@ mod tests {
             cpu_time: false,
             only: None,
         }
+    }
+
+    /// `bench bootstrap` runs end to end at the toy preset and reports sane figures.
+    #[test]
+    fn bootstrap_bench_runs_at_the_toy_preset() {
+        let a = BootArgs {
+            logn: 10,
+            slots: Some(64),
+            threads: 1,
+            reps: 1,
+            budget: "2,2".into(),
+            json: true,
+        };
+        bootstrap(&a).unwrap();
+        assert!(boot_literal(12).is_err());
+        let bad = BootArgs {
+            budget: "3".into(),
+            ..a
+        };
+        assert!(bootstrap(&bad).is_err());
     }
 
     /// The OpenFHE points of `compare.py` give exactly the named presets.

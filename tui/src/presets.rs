@@ -2,28 +2,11 @@
 //!
 //! Training needs a scale-tracking prime chain (`fhe_core::math::generate_scale_chain_vt`, see
 //! docs/TRAINING.md): fhe-core's `n16_train`, `n14_train` and the insecure `toy_insecure_train`
-//! have one. `n15_train` below follows the same recipe (q_0 of 58 bits, rescaling primes near
-//! 2^42, 60-bit special primes) at N = 2^15; the HE-standard bound is checked again by
-//! `ParamsLiteral::validate`.
+//! have one, as does `n15_train` (the same recipe at N = 2^15); the HE-standard bound is checked
+//! again by `ParamsLiteral::validate`.
 
 use anyhow::{Result, bail};
-use fhe_core::params::{Moduli, Params, ParamsLiteral, SecretDist, Security, presets};
-
-/// `n15_train`: N = 2^15 (16 384 slots), 16 levels, log QP = 58 + 16·42 + 2·60 = 850 ≤ 881.
-pub fn n15_train() -> ParamsLiteral {
-    ParamsLiteral {
-        log_n: 15,
-        q: Moduli::ScaleTracking {
-            first_bits: 58,
-            levels: 16,
-        },
-        p: Moduli::Bits(vec![60, 60]),
-        log_scale: 42.0,
-        dnum: 9,
-        secret: SecretDist::Ternary,
-        security: Security::Classical128,
-    }
-}
+use fhe_core::params::{Params, ParamsLiteral, Security, presets};
 
 /// Names accepted by `--preset` (secure ones; the insecure test preset needs
 /// `--insecure-test-preset`).
@@ -35,7 +18,7 @@ pub const INSECURE_TEST: &str = "toy_insecure_train";
 /// The literal of a training preset.
 pub fn literal(name: &str) -> Result<ParamsLiteral> {
     Ok(match name {
-        "n15_train" => n15_train(),
+        "n15_train" => presets::n15_train(),
         "n14_train" => presets::n14_train(),
         "n16_train" => presets::n16_train(),
         INSECURE_TEST => presets::toy_insecure_train(),

@@ -519,8 +519,8 @@ fn bench_train_reports_ops_and_seconds_per_step_and_bootstrap_is_announced() {
         let total = s["seconds"].as_f64().unwrap();
         assert!((parts - total).abs() <= 0.05 * total + 1e-3, "{s}");
     }
-    let err = fails(&["bench", "bootstrap"], tmp.path());
-    assert!(err.contains("not available yet"), "{err}");
+    let err = fails(&["bench", "bootstrap", "--logn", "12"], tmp.path());
+    assert!(err.contains("--logn 16 and 10"), "{err}");
 }
 
 #[test]

@@ -239,6 +239,13 @@ impl SlotFft {
         &self.rotation_group
     }
 
+    /// The twiddles of each butterfly stage, smallest first: stage `s` joins halves of length
+    /// `h = 2^s` and holds `h` twiddles (see [`SlotFft::coeffs_to_slots`]). Bootstrapping builds
+    /// its homomorphic transforms from them.
+    pub(crate) fn stage_twiddles(&self) -> &[Vec<Complex>] {
+        &self.stages
+    }
+
     fn check_len(&self, v: &[Complex]) -> Result<(), Error> {
         if v.len() == self.slots {
             Ok(())

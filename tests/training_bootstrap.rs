@@ -1,0 +1,116 @@
+//! Encrypted training with bootstrapping as the refresh (the cloud alone, public keys only),
+//! against the plaintext mirror: one Nesterov step on BloodMNIST fixture features at an
+//! **insecure** toy bootstrapping chain (N = 2^10, 6 levels left after bootstrapping), so the
+//! whole path runs in the default test run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+mod common;
+
+use common::split;
+use extractor::fixtures::{Dataset as Fx, load};
+use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
+use fhe_core::encoding::{Encoder, Precision};
+use fhe_core::encrypt::{decrypt, encrypt_sk};
+use fhe_core::keys::SecretKey;
+use fhe_core::params::{Moduli, ParamsLiteral, SecretDist, Security};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use trainer_core::backend::{Backend, Mirror};
+use trainer_core::ckks::{Bootstrap, CkksBackend};
+use trainer_core::data::Standardizer;
+use trainer_core::layout::Layout;
+use trainer_core::refresh::AutoRefresh;
+use trainer_core::session::pack_chunks;
+use trainer_core::train::{TrainConfig, Trainer};
+
+/// **INSECURE** (N = 2^10, tests only): `q_0` 60 bits, 6 user levels of 45 bits, then the
+/// SlotToCoeff (3 × 45), EvalMod (9 × 58) and CoeffToSlot (3 × 58) levels; P = 3 × 61,
+/// dnum 9.
+fn toy_insecure_boot_train() -> ParamsLiteral {
+    let mut q = vec![60u32];
+    q.extend([45; 6]);
+    q.extend([45; 3]);
+    q.extend([58; 9]);
+    q.extend([58; 3]);
+    ParamsLiteral {
+        log_n: 10,
+        q: Moduli::Bits(q),
+        p: Moduli::Bits(vec![61; 3]),
+        log_scale: 45.0,
+        dnum: 9,
+        secret: SecretDist::SparseTernary { hamming_weight: 64 },
+        security: Security::InsecureForTestsOnly,
+    }
+}
+
+#[test]
+fn bootstrapped_step_tracks_the_mirror() {
+    let params = toy_insecure_boot_train().validate().expect("params");
+    let slots = params.max_slots();
+    let f = load(Fx::Blood).expect("fixture");
+    let tr = {
+        let t = split(&f, "train");
+        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
+    };
+    let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let sk = SecretKey::generate(&params, &mut rng).expect("sk");
+    let boot = Bootstrapper::new(&params, BootstrapConfig::new(&params, slots)).expect("boot");
+    let keys = Arc::new(
+        boot.generate_keys(&sk, &l.all_steps(), &mut rng)
+            .expect("keys"),
+    );
+    let after = boot.levels_after();
+    assert!(after >= 4, "levels left after bootstrapping: {after}");
+    let refresher = Bootstrap::new(&params, boot, keys.clone());
+    let ckks = CkksBackend::new(&params, keys, refresher)
+        .expect("backend")
+        .with_top_level(after - 1)
+        .expect("top level");
+    let top = ckks.top_level();
+    let scale = ckks.scale_at(top);
+    let enc = Encoder::new(&params, slots).expect("encoder");
+    let mut encrypt = |v: &[f64]| {
+        let pt = enc.encode_at(v, scale, top).expect("encode");
+        encrypt_sk(&params, &sk, &pt, &mut rng).expect("encrypt")
+    };
+    let mirror = Mirror::new(slots, top);
+    let packed = pack_chunks(&l, &tr, &(0..l.rows).collect::<Vec<_>>());
+    let c_enc = packed.map(&mut encrypt);
+    let c_mir = packed.map(|v| mirror.vector(v.to_vec()));
+    let mut t_enc = Trainer::new(l, TrainConfig::default());
+    let mut t_mir = Trainer::new(l, TrainConfig::default());
+    let mut s_enc = t_enc.zero_state(|v| encrypt(&v));
+    let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
+    let mut be_enc = AutoRefresh::new(ckks, 0);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 0);
+    let r_enc = t_enc
+        .step(&mut be_enc, &mut s_enc, &c_enc.batch(&[0]))
+        .expect("bootstrapped step");
+    let r_mir = t_mir
+        .step(&mut be_mir, &mut s_mir, &c_mir.batch(&[0]))
+        .expect("mirror step");
+    eprintln!("bootstrapped step: {:?}", r_enc.ops);
+    assert_eq!(
+        r_enc.ops.refresh, r_mir.ops.refresh,
+        "same refresh decisions"
+    );
+    assert!(r_enc.ops.refresh > 0, "the step bootstrapped");
+    assert_eq!(
+        be_enc.inner.refresher_mut().count,
+        r_enc.ops.refresh,
+        "every refresh was a bootstrapping"
+    );
+    for (ce, cm) in s_enc.w.iter().zip(&s_mir.w) {
+        assert_eq!(ce.level(), cm.level);
+        let got = enc
+            .decode(&decrypt(&params, &sk, ce).expect("decrypt"))
+            .expect("decode");
+        let p = Precision::of_real(&cm.values, &got);
+        eprintln!("weights after a bootstrapped step: {p:?}");
+        assert!(p.min_bits >= 12.0, "weights {p:?}");
+    }
+}
