@@ -11,8 +11,18 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blindtuner");
 
+/// A tmux server of this test's own (`-L`), so that other tmux users on the machine (or a
+/// server shutting down) cannot interfere.
+fn socket() -> String {
+    format!("blindtuner-test-{}", std::process::id())
+}
+
 fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux");
+    let out = Command::new("tmux")
+        .args(["-L", &socket()])
+        .args(args)
+        .output()
+        .expect("tmux");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -41,8 +51,10 @@ fn app_starts_trains_finishes_and_quits_in_a_real_terminal() {
     let cmd = format!(
         "RUST_BACKTRACE=0 {BIN} app --insecure-test-preset --steps 3; echo APP-EXITED-$?; sleep 30"
     );
-    let status = Command::new("tmux")
+    let out = Command::new("tmux")
         .args([
+            "-L",
+            &socket(),
             "new-session",
             "-d",
             "-s",
@@ -54,9 +66,13 @@ fn app_starts_trains_finishes_and_quits_in_a_real_terminal() {
             &cmd,
         ])
         .env("TERM", "xterm-256color")
-        .status()
+        .output()
         .expect("tmux new-session");
-    assert!(status.success());
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let idle = wait_for(&session, "s start", 30);
     assert!(idle.contains("1 Data"), "{idle}");
     tmux(&["send-keys", "-t", &session, "s"]);
@@ -68,7 +84,7 @@ fn app_starts_trains_finishes_and_quits_in_a_real_terminal() {
     assert!(results.contains("Per class"), "{results}");
     tmux(&["send-keys", "-t", &session, "q"]);
     let after = wait_for(&session, "APP-EXITED-", 10);
-    let _ = tmux(&["kill-session", "-t", &session]);
+    let _ = tmux(&["kill-server"]);
     assert!(after.contains("APP-EXITED-0"), "exit status 0: {after}");
     // The alternate screen is gone: the app's frame is no longer on the terminal.
     assert!(!after.contains("Confusion (encrypted)"), "{after}");
