@@ -31,6 +31,9 @@ use crate::files::{
 };
 use crate::presets;
 
+/// The validation loss goes back to the cloud rounded to `1/LOSS_DECIMALS`.
+const LOSS_DECIMALS: f64 = 1000.0;
+
 /// File names inside the hospital directory.
 pub const SECRET_KEY: &str = "secret.key";
 pub const PARAMS: &str = "params.bltn";
@@ -760,7 +763,19 @@ impl Answerer {
                 }
                 let ct = Ciphertext::from_bytes(&self.params, &ct)?;
                 let enc = Encryptor::new(&self.params, &self.sk)?;
-                let loss = enc.decrypt(&ct)?.first().copied().unwrap_or(f64::NAN);
+                let raw = enc.decrypt(&ct)?.first().copied().unwrap_or(f64::NAN);
+                // The Brier score lies in [0, 2]; anything else is a broken or malicious
+                // request, and its decryption must not go back to the cloud.
+                if !(-0.01..=2.01).contains(&raw) {
+                    bail!(
+                        "the validation loss of epoch {epoch} decrypts to {raw:e}, outside the \
+                         Brier score's range [0, 2]: refusing to answer"
+                    );
+                }
+                // Only the loss rounded to 3 decimals leaves the hospital (and decides the
+                // verdict): rounding removes the CKKS noise that IND-CPA-D key-recovery attacks
+                // read from decryptions.
+                let loss = (raw * LOSS_DECIMALS).round() / LOSS_DECIMALS;
                 let verdict = match rec.stopping.observe(epoch as usize, loss) {
                     Verdict::Improved => 0,
                     Verdict::Worse => 1,
@@ -982,5 +997,21 @@ mod tests {
         assert_eq!(verdict(ans.answer(other).unwrap()).1, 0);
         // A refresh request with a broken ciphertext is an error, not a panic.
         assert!(ans.answer(RequestBody::Refresh(vec![1, 2, 3])).is_err());
+    }
+
+    #[test]
+    fn only_a_rounded_in_range_loss_goes_back_to_the_cloud() {
+        let params = presets::params(presets::INSECURE_TEST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let mut ans = Answerer::new(params, sk);
+        // The CKKS noise below 1e-3 never reaches the cloud.
+        let (loss, _) = verdict(ans.answer(loss_request(&ans, 7, 0, 0.123_456_7)).unwrap());
+        assert_eq!(loss, 0.123, "rounded to 3 decimals");
+        // A "loss" no Brier score can have (a cloud probing decryptions) gets no answer.
+        for bad in [5.0, -1.0, 1e6] {
+            let err = ans.answer(loss_request(&ans, 8, 0, bad)).unwrap_err();
+            assert!(format!("{err:#}").contains("outside"), "{err:#}");
+        }
     }
 }
