@@ -1,6 +1,7 @@
 //! Encrypted training with bootstrapping as the refresh (the cloud alone, public keys only),
 //! against the plaintext mirror: one Nesterov step on BloodMNIST fixture features at an
-//! **insecure** toy bootstrapping chain (N = 2^10, 6 levels left after bootstrapping), so the
+//! **insecure** toy bootstrapping chain (`presets::toy_insecure_boot_train`: N = 2^10, 6 levels
+//! left after bootstrapping), so the
 //! whole path runs in the default test run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,7 +16,7 @@ use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::encoding::{Encoder, Precision};
 use fhe_core::encrypt::{decrypt, encrypt_sk};
 use fhe_core::keys::SecretKey;
-use fhe_core::params::{Moduli, ParamsLiteral, SecretDist, Security};
+use fhe_core::params::presets;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror};
@@ -26,29 +27,11 @@ use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::pack_chunks;
 use trainer_core::train::{TrainConfig, Trainer};
 
-/// **INSECURE** (N = 2^10, tests only): `q_0` 60 bits, 6 user levels of 45 bits, then the
-/// SlotToCoeff (3 × 45), EvalMod (9 × 58) and CoeffToSlot (3 × 58) levels; P = 3 × 61,
-/// dnum 9.
-fn toy_insecure_boot_train() -> ParamsLiteral {
-    let mut q = vec![60u32];
-    q.extend([45; 6]);
-    q.extend([45; 3]);
-    q.extend([58; 9]);
-    q.extend([58; 3]);
-    ParamsLiteral {
-        log_n: 10,
-        q: Moduli::Bits(q),
-        p: Moduli::Bits(vec![61; 3]),
-        log_scale: 45.0,
-        dnum: 9,
-        secret: SecretDist::SparseTernary { hamming_weight: 64 },
-        security: Security::InsecureForTestsOnly,
-    }
-}
-
 #[test]
 fn bootstrapped_step_tracks_the_mirror() {
-    let params = toy_insecure_boot_train().validate().expect("params");
+    let params = presets::toy_insecure_boot_train()
+        .validate()
+        .expect("params");
     let slots = params.max_slots();
     let f = load(Fx::Blood).expect("fixture");
     let tr = {

@@ -622,8 +622,23 @@ pub mod presets {
         }
     }
 
+    /// **INSECURE** bootstrapping preset for training tests: the chain of
+    /// [`toy_insecure_boot`] with 6 user levels of 45 bits instead of 2 (P = 3 × 61 bits,
+    /// dnum 9), so a trainer between bootstrappings does more than one product.
+    pub fn toy_insecure_boot_train() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 10,
+            q: Moduli::Bits(boot_chain(60, (45, 6), (45, 3), (58, 9), (58, 3))),
+            p: Moduli::Bits(alloc::vec![61; 3]),
+            log_scale: 45.0,
+            dnum: 9,
+            secret: SecretDist::SparseTernary { hamming_weight: 64 },
+            security: Security::InsecureForTestsOnly,
+        }
+    }
+
     /// Every named preset with its name, secure ones first.
-    pub fn all() -> [(&'static str, ParamsLiteral); 12] {
+    pub fn all() -> [(&'static str, ParamsLiteral); 13] {
         [
             ("n16_train", n16_train()),
             ("n16_openfhe", n16_openfhe()),
@@ -637,6 +652,7 @@ pub mod presets {
             ("toy_insecure_n10", toy_insecure_n10()),
             ("toy_insecure_train", toy_insecure_train()),
             ("toy_insecure_boot", toy_insecure_boot()),
+            ("toy_insecure_boot_train", toy_insecure_boot_train()),
         ]
     }
 

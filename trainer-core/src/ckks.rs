@@ -36,6 +36,31 @@ pub trait Refresher {
     fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error>;
 }
 
+/// The level a training backend works from: the highest `l ≤ L − 1` such that the primes
+/// `q_1 … q_{l+1}` are all within one bit of the scale, so that canonical scales anchored at
+/// `S_{l+1} = 2^log_scale` stay near it. `L − 1` for the training presets (scale-tracking or
+/// uniform chains); below the bootstrapping primes of a bootstrappable chain.
+pub fn working_top(params: &Params) -> usize {
+    let ls = params.log_scale();
+    let near = params
+        .q()
+        .iter()
+        .skip(1)
+        .take_while(|&&q| libm::fabs(libm::log2(q as f64) - ls) <= 1.0)
+        .count();
+    near.saturating_sub(1)
+        .clamp(1, params.max_level().saturating_sub(1).max(1))
+}
+
+/// Canonical scales anchored at `S_{top+1} = 2^log_scale` (levels above `top + 1`, which the
+/// backend only reads ciphertexts from, carry the parameters' scale).
+pub fn working_scales(params: &Params, top: usize) -> Vec<f64> {
+    let q = params.q();
+    let mut scales = canonical_scales(q.get(..=top + 1).unwrap_or(q), params.scale());
+    scales.resize(q.len(), params.scale());
+    scales
+}
+
 /// How masked refresh requests reach the hospital and come back: in process
 /// ([`LocalHospital`]), through files, or over a socket.
 pub trait Transport {
@@ -203,18 +228,18 @@ impl<R: Refresher> CkksBackend<R> {
         let encoder = Encoder::new(params, params.max_slots())?;
         let eval = Evaluator::with_keys(params, keys);
         let scratch = eval.scratch();
-        let scales = canonical_scales(params.q(), params.scale());
+        let top = working_top(params);
         Ok(Self {
             params: params.clone(),
             encoder,
             eval,
             scratch,
-            scales,
+            scales: working_scales(params, top),
             plains: Vec::new(),
             cache: BTreeMap::new(),
             refresher,
             counts: OpCounts::default(),
-            top: params.max_level().saturating_sub(1),
+            top,
         })
     }
 
@@ -223,7 +248,8 @@ impl<R: Refresher> CkksBackend<R> {
         self.scales.get(level).copied().unwrap_or(1.0)
     }
 
-    /// The level fresh vectors are encrypted at (`L − 1`).
+    /// The level fresh vectors are encrypted at ([`working_top`], `L − 1` for the training
+    /// presets).
     pub fn fresh_level(&self) -> usize {
         self.top
     }
@@ -242,13 +268,24 @@ impl<R: Refresher> CkksBackend<R> {
         // Re-anchor the canonical scales: `S_{level+1}` is the parameters' scale, as `S_L` is
         // for the whole chain, so the working levels keep scales near `2^log_scale` whatever
         // the (bootstrapping) primes above them are.
-        let q = self.params.q();
-        let mut scales = canonical_scales(q.get(..=level + 1).unwrap_or(q), self.params.scale());
-        scales.resize(q.len(), self.params.scale());
-        self.scales = scales;
+        self.scales = working_scales(&self.params, level);
         self.cache.clear();
         self.top = level;
         Ok(self)
+    }
+
+    /// `ct` (at or above the working top level) brought onto the top level and its canonical
+    /// scale: how data encrypted higher up the chain (at `L − 1`) joins a backend that works
+    /// below the bootstrapping levels ([`Self::with_top_level`]). One constant product.
+    pub fn to_top(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+        if ct.level() < self.top {
+            return Err(Error::LevelTooLow {
+                have: ct.level(),
+                need: self.top,
+            });
+        }
+        let top = self.top;
+        self.align(ct, top)
     }
 
     /// The encoder (for the hospital side of tests and demos).

@@ -17,17 +17,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::format::WireObject;
-use fhe_core::keys::EvalKeys;
-use fhe_core::math::canonical_scales;
+use fhe_core::keys::{EvalKeys, galois_element_for_rotation};
 use fhe_core::params::Params;
 use fhe_core::ring::{Ntt, Poly};
 use fhe_core::wire::ObjectKind;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
-use trainer_core::ckks::{CkksBackend, MaskedRefresh, Transport};
+use trainer_core::ckks::{Bootstrap, CkksBackend, MaskedRefresh, Refresher, Transport};
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
@@ -43,7 +43,9 @@ pub enum RefreshMode {
     /// Interactive: masked ciphertexts go to the hospital (`blindtuner refresh --watch`),
     /// which re-encrypts them at the top level without learning the values.
     Hospital,
-    /// Non-interactive CKKS bootstrapping on the cloud alone (not available yet).
+    /// Non-interactive CKKS bootstrapping on the cloud alone: needs keys made with
+    /// `keygen --bootstrap` (a bootstrappable preset such as n16_boot). No refresh exchange;
+    /// the hospital is asked only for the per-epoch validation verdict, if `--patience`.
     Bootstrap,
 }
 
@@ -432,8 +434,8 @@ pub fn load_inputs(data: &Path, keys: &Path) -> Result<CloudInputs> {
 
 /// A trivial encryption of zero at the fresh level (the initial weights: zero is public).
 pub fn zero_ct(params: &Params) -> Result<Ciphertext> {
-    let level = params.max_level().saturating_sub(1);
-    let scale = canonical_scales(params.q(), params.scale())
+    let level = trainer_core::ckks::working_top(params);
+    let scale = trainer_core::ckks::working_scales(params, level)
         .get(level)
         .copied()
         .unwrap_or(params.scale());
@@ -445,29 +447,113 @@ pub fn zero_ct(params: &Params) -> Result<Ciphertext> {
     )?)
 }
 
-fn check_mode(mode: RefreshMode) -> Result<()> {
-    if mode == RefreshMode::Bootstrap {
-        bail!(
-            "--refresh bootstrap is not available yet: bootstrapping is still being built in \
-             fhe-core (issue 4); use --refresh hospital with `blindtuner refresh --watch DIR` at \
-             the hospital"
-        );
+/// The bootstrapper for `params` (full slots, the default level budget and EvalMod).
+pub fn bootstrapper(params: &Params) -> Result<Bootstrapper> {
+    Bootstrapper::new(params, BootstrapConfig::new(params, params.max_slots())).map_err(|e| {
+        anyhow::anyhow!(
+            "these parameters cannot bootstrap ({e}); make the keys with `keygen --bootstrap`"
+        )
+    })
+}
+
+/// The cloud's refresher: the hospital exchange (always there, for the validation verdicts),
+/// and, in bootstrap mode, the bootstrapper that does every refresh.
+pub struct CloudRefresher {
+    pub hospital: FileRefresher,
+    pub boot: Option<Bootstrap>,
+}
+
+impl Refresher for CloudRefresher {
+    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
+        match &mut self.boot {
+            Some(b) => b.refresh(ct),
+            None => self.hospital.refresh(ct),
+        }
     }
-    Ok(())
+}
+
+/// The cloud's backend for `mode`: with the hospital refresh, every operand at level 2 goes to
+/// the hospital; with bootstrapping, the backend works below the bootstrapping levels and
+/// bootstraps operands at level 0.
+pub fn cloud_backend(
+    params: &Params,
+    keys: &Arc<EvalKeys>,
+    mode: RefreshMode,
+    hospital: FileRefresher,
+) -> Result<AutoRefresh<CkksBackend<CloudRefresher>>> {
+    match mode {
+        RefreshMode::Hospital => {
+            let r = CloudRefresher {
+                hospital,
+                boot: None,
+            };
+            Ok(AutoRefresh::new(
+                CkksBackend::new(params, keys.clone(), r)?,
+                2,
+            ))
+        }
+        RefreshMode::Bootstrap => {
+            let boot = bootstrapper(params)?;
+            let missing: Vec<i64> = boot
+                .rotations()
+                .into_iter()
+                .filter(|&s| {
+                    !keys
+                        .galois
+                        .contains_key(&galois_element_for_rotation(params, s))
+                })
+                .collect();
+            if !missing.is_empty() {
+                bail!(
+                    "the evaluation keys lack {} bootstrapping rotation keys (e.g. step {}): \
+                     make them with `blindtuner keygen --bootstrap`",
+                    missing.len(),
+                    missing.first().copied().unwrap_or(0)
+                );
+            }
+            let after = boot.levels_after();
+            if after < 2 {
+                bail!("bootstrapping leaves {after} levels: too few to train");
+            }
+            let r = CloudRefresher {
+                hospital,
+                boot: Some(Bootstrap::new(params, boot, keys.clone())),
+            };
+            let ckks = CkksBackend::new(params, keys.clone(), r)?.with_top_level(after - 1)?;
+            Ok(AutoRefresh::new(ckks, 0))
+        }
+    }
+}
+
+/// `v` on the backend's working level (bootstrap mode works below the level data is
+/// encrypted at); vectors already at or below it are left as they are.
+fn onto_top(
+    be: &mut AutoRefresh<CkksBackend<CloudRefresher>>,
+    v: Vec<Ciphertext>,
+) -> Result<Vec<Ciphertext>> {
+    let top = be.inner.fresh_level();
+    v.into_iter()
+        .map(|c| {
+            if c.level() > top {
+                Ok(be.inner.to_top(&c)?)
+            } else {
+                Ok(c)
+            }
+        })
+        .collect()
 }
 
 /// The error of a failed backend call, with the transport's cause when there is one.
-fn backend_error(e: fhe_core::Error, r: &mut FileRefresher) -> anyhow::Error {
-    match r.transport.last_error.take() {
+fn backend_error(e: fhe_core::Error, r: &mut CloudRefresher) -> anyhow::Error {
+    match r.hospital.transport.last_error.take() {
         Some(cause) => cause.context(format!("{e}")),
         None => anyhow::anyhow!("{e}"),
     }
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {
-    check_mode(a.refresh)?;
     let t0 = Instant::now();
-    let inp = load_inputs(&a.data, &a.keys)?;
+    let mut inp = load_inputs(&a.data, &a.keys)?;
     let params = inp.params.clone();
     let layout = inp.layout;
     let ckpt_path = a
@@ -487,8 +573,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         a.hospital_addr.as_deref(),
         Duration::from_secs_f64(a.hospital_timeout),
     )?;
-    let ckks = CkksBackend::new(&params, inp.keys.clone(), refresher)?;
-    let mut be = AutoRefresh::new(ckks, 2);
+    let mut be = cloud_backend(&params, &inp.keys, a.refresh, refresher)?;
+    for c in [&mut inp.train, &mut inp.val] {
+        c.x = onto_top(&mut be, std::mem::take(&mut c.x))?;
+        c.y = onto_top(&mut be, std::mem::take(&mut c.y))?;
+    }
 
     let fp = params.fingerprint();
     let mut ck = if a.resume && ckpt_path.exists() {
@@ -540,9 +629,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             finished: false,
         }
     };
+    let w = files::cts_from_bytes(&ckpt_path, &params, "weight", &ck.w)?;
+    let look = files::cts_from_bytes(&ckpt_path, &params, "look-ahead", &ck.look)?;
     let mut state = State {
-        w: files::cts_from_bytes(&ckpt_path, &params, "weight", &ck.w)?,
-        look: files::cts_from_bytes(&ckpt_path, &params, "look-ahead", &ck.look)?,
+        w: onto_top(&mut be, w)?,
+        look: onto_top(&mut be, look)?,
         step: ck.step as usize,
     };
     let save = |ck: &CheckpointWire| -> Result<()> {
@@ -573,7 +664,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             let idx = batches.get(ck.batch as usize).cloned().unwrap_or_default();
             let batch = inp.train.batch(&idx);
             let ts = Instant::now();
-            let before = be.inner.refresher_mut().transport.exchanges;
+            let before = be.inner.refresher_mut().hospital.transport.exchanges;
             let r = trainer
                 .step(&mut be, &mut state, &batch)
                 .map_err(|e| backend_error(e, be.inner.refresher_mut()))
@@ -592,7 +683,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 r.ops.mult,
                 r.ops.rot,
                 r.ops.refresh,
-                be.inner.refresher_mut().transport.exchanges - before,
+                be.inner.refresher_mut().hospital.transport.exchanges - before,
                 ts.elapsed().as_secs_f64()
             );
         }
@@ -612,7 +703,13 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                     min_delta: plan.min_delta,
                     ct: loss.to_bytes(&params)?,
                 };
-                match be.inner.refresher_mut().transport.exchange(&body)? {
+                match be
+                    .inner
+                    .refresher_mut()
+                    .hospital
+                    .transport
+                    .exchange(&body)?
+                {
                     ResponseBody::Verdict { loss, verdict, .. } => {
                         eprintln!(
                             "epoch {epoch}: hospital's verdict on the validation loss ({loss:.5}): {}",
@@ -654,7 +751,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         &files::seal(ObjectKind::EncryptedModel, fp, &model)?,
         false,
     )?;
-    let r = &be.inner.refresher_mut().transport;
+    let r = &be.inner.refresher_mut().hospital.transport;
     eprintln!(
         "train: {} steps, {} hospital exchanges ({:.1} s), {:.1} s in all → {}",
         ck.step,
@@ -667,8 +764,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
 }
 
 pub fn infer(a: &InferArgs) -> Result<()> {
-    check_mode(a.refresh)?;
-    let inp = load_inputs(&a.data, &a.keys)?;
+    let mut inp = load_inputs(&a.data, &a.keys)?;
     let params = inp.params.clone();
     let mb = read_cloud_input(&a.model)?;
     let (_, m): (_, EncModelWire) = files::open(
@@ -701,8 +797,9 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         a.hospital_addr.as_deref(),
         Duration::from_secs_f64(a.hospital_timeout),
     )?;
-    let ckks = CkksBackend::new(&params, inp.keys.clone(), refresher)?;
-    let mut be = AutoRefresh::new(ckks, 2);
+    let mut be = cloud_backend(&params, &inp.keys, a.refresh, refresher)?;
+    let w = onto_top(&mut be, w)?;
+    inp.train.x = onto_top(&mut be, std::mem::take(&mut inp.train.x))?;
     let mut scores = Vec::new();
     for (x, &rows) in inp.train.x.iter().zip(&inp.train.rows) {
         let s = trainer

@@ -315,7 +315,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let t0 = Instant::now();
     let mut rng = ChaCha20Rng::from_os_rng();
     let (sk, _pk, keys, _) =
-        hospital::generate_keys(&params, train.features(), train.classes(), &mut rng)?;
+        hospital::generate_keys(&params, train.features(), train.classes(), false, &mut rng)?;
     let keygen_s = t0.elapsed().as_secs_f64();
     let eval_key_bytes = {
         use fhe_core::format::WireObject;

@@ -14,7 +14,6 @@ use fhe_core::encoding::Encoder;
 use fhe_core::encrypt::{decrypt, encrypt_sk};
 use fhe_core::format::WireObject;
 use fhe_core::keys::{EvalKeys, PublicKey, SecretKey};
-use fhe_core::math::canonical_scales;
 use fhe_core::params::Params;
 use fhe_core::refresh::reencrypt_masked;
 use fhe_core::wire::ObjectKind;
@@ -50,9 +49,16 @@ pub struct KeygenArgs {
     /// Training parameter preset, all 128-bit secure: n14_train (N = 2^14, 7 levels, 32
     /// samples per ciphertext, eval.keys ≈ 156 MiB at d = 192, c = 8: the default),
     /// n15_train (N = 2^15, 16 levels, 64 samples, fewer refreshes, keys several times
-    /// larger), n16_train (N = 2^16, 30 levels: the production point).
-    #[arg(long, default_value = "n14_train")]
-    pub preset: String,
+    /// larger), n16_train (N = 2^16, 30 levels: the production point). With --bootstrap the
+    /// default is n16_boot.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Also generate the bootstrapping keys, so that the cloud can train with
+    /// `--refresh bootstrap` on its own, with no refresh exchange with the hospital. Needs a
+    /// bootstrappable preset (n16_boot: N = 2^16, sparse secret, 10 levels between
+    /// bootstrappings; its keys take several GiB).
+    #[arg(long)]
+    pub bootstrap: bool,
     /// Use the INSECURE N = 2^11 test preset instead (tests only; never with real data).
     #[arg(long, hide = true)]
     pub insecure_test_preset: bool,
@@ -240,23 +246,32 @@ pub fn generate_keys(
     params: &Params,
     dim: usize,
     classes: usize,
+    bootstrap: bool,
     rng: &mut ChaCha20Rng,
 ) -> Result<(SecretKey, PublicKey, EvalKeys, Layout)> {
     let layout = Layout::new(params.max_slots(), dim, classes)
         .map_err(|e| anyhow::anyhow!("layout for {dim} features, {classes} classes: {e}"))?;
     let sk = SecretKey::generate(params, rng)?;
     let pk = PublicKey::generate(&sk, rng)?;
-    let keys = EvalKeys::generate(&sk, &layout.all_steps(), false, rng)?;
+    let keys = if bootstrap {
+        crate::cloud::bootstrapper(params)?.generate_keys(&sk, &layout.all_steps(), rng)?
+    } else {
+        EvalKeys::generate(&sk, &layout.all_steps(), false, rng)?
+    };
     Ok((sk, pk, keys, layout))
 }
 
 pub fn keygen(a: &KeygenArgs) -> Result<()> {
-    let name = if a.insecure_test_preset {
-        presets::INSECURE_TEST
-    } else {
-        a.preset.as_str()
+    let name = match (a.insecure_test_preset, a.bootstrap, a.preset.as_deref()) {
+        (true, false, _) => presets::INSECURE_TEST,
+        (true, true, _) => presets::INSECURE_BOOT_TEST,
+        (false, _, Some(p)) => p,
+        (false, true, None) => presets::BOOTSTRAP,
+        (false, false, None) => "n14_train",
     };
-    if name == presets::INSECURE_TEST && !a.insecure_test_preset {
+    if [presets::INSECURE_TEST, presets::INSECURE_BOOT_TEST].contains(&name)
+        && !a.insecure_test_preset
+    {
         bail!("{name} is insecure: it is only available through --insecure-test-preset");
     }
     let params = presets::params(name)?;
@@ -278,7 +293,7 @@ pub fn keygen(a: &KeygenArgs) -> Result<()> {
     }
     let t0 = Instant::now();
     let mut rng = os_rng();
-    let (sk, pk, keys, layout) = generate_keys(&params, dim, classes, &mut rng)?;
+    let (sk, pk, keys, layout) = generate_keys(&params, dim, classes, a.bootstrap, &mut rng)?;
     let sk_bytes = sk.to_bytes(&params)?;
     files::write_atomic(&sk_path, &sk_bytes, true)?;
     files::write_atomic(&a.out.join(PARAMS), &params.to_bytes()?, false)?;
@@ -320,8 +335,9 @@ pub struct Encryptor<'a> {
 
 impl<'a> Encryptor<'a> {
     pub fn new(params: &'a Params, sk: &'a SecretKey) -> Result<Self> {
-        let level = params.max_level().saturating_sub(1);
-        let scales = canonical_scales(params.q(), params.scale());
+        // The level and scale the cloud's backend works from (trainer_core::ckks).
+        let level = trainer_core::ckks::working_top(params);
+        let scales = trainer_core::ckks::working_scales(params, level);
         let scale = scales.get(level).copied().unwrap_or(params.scale());
         Ok(Self {
             params,

@@ -15,15 +15,25 @@ pub const SECURE: [&str; 3] = ["n15_train", "n14_train", "n16_train"];
 /// The name of the insecure test preset.
 pub const INSECURE_TEST: &str = "toy_insecure_train";
 
+/// The bootstrappable training preset (`keygen --bootstrap`; sparse secret, see
+/// fhe-core/README.md on its security).
+pub const BOOTSTRAP: &str = "n16_boot";
+
+/// The name of the insecure bootstrappable test preset.
+pub const INSECURE_BOOT_TEST: &str = "toy_insecure_boot_train";
+
 /// The literal of a training preset.
 pub fn literal(name: &str) -> Result<ParamsLiteral> {
     Ok(match name {
         "n15_train" => presets::n15_train(),
         "n14_train" => presets::n14_train(),
         "n16_train" => presets::n16_train(),
+        BOOTSTRAP => presets::n16_boot(),
         INSECURE_TEST => presets::toy_insecure_train(),
+        INSECURE_BOOT_TEST => presets::toy_insecure_boot_train(),
         _ => bail!(
-            "unknown training preset {name:?}; choose one of {} (128-bit secure)",
+            "unknown training preset {name:?}; choose one of {} (128-bit secure), or {BOOTSTRAP} \
+             with --bootstrap",
             SECURE.join(", ")
         ),
     })

@@ -74,6 +74,11 @@ struct Parties {
 
 /// keygen + encrypt at the hospital; the public files copied to the cloud.
 fn setup(max_train: &str) -> Parties {
+    setup_with(max_train, &[])
+}
+
+/// `setup` with extra `keygen` arguments.
+fn setup_with(max_train: &str, keygen: &[&str]) -> Parties {
     let tmp = tempfile::tempdir().unwrap();
     let (hospital, cloud, exchange) = (
         tmp.path().join("hospital"),
@@ -83,17 +88,16 @@ fn setup(max_train: &str) -> Parties {
     for d in [&hospital, &cloud, &exchange] {
         fs::create_dir_all(d).unwrap();
     }
-    ok(
-        &[
-            "keygen",
-            "--out",
-            ".",
-            "--insecure-test-preset",
-            "--features",
-            "blood",
-        ],
-        &hospital,
-    );
+    let mut args = vec![
+        "keygen",
+        "--out",
+        ".",
+        "--insecure-test-preset",
+        "--features",
+        "blood",
+    ];
+    args.extend_from_slice(keygen);
+    ok(&args, &hospital);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -427,7 +431,7 @@ fn bad_input_is_a_clear_error_naming_the_file() {
         &p.cloud,
     );
     assert!(err.contains("cut.bltn"), "{err}");
-    // Bootstrapping is announced as not available, before anything runs.
+    // Bootstrapping needs keys made for it, and says how to get them, before anything runs.
     let err = fails(
         &[
             "train",
@@ -440,7 +444,7 @@ fn bad_input_is_a_clear_error_naming_the_file() {
         ],
         &p.cloud,
     );
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("keygen --bootstrap"), "{err}");
     // The insecure preset is only reachable through its explicit flag.
     let err = fails(
         &[
@@ -562,4 +566,43 @@ fn train_reaches_the_hospital_over_loopback_tcp() {
     );
     let w = weights(&decrypt(&p, &p.cloud.join("tcp.enc"), "tcp"));
     assert!(w.iter().any(|x| x.abs() > 1e-3));
+}
+
+#[test]
+fn the_cloud_trains_alone_with_bootstrapping_and_matches_the_hospital_refresh() {
+    // Keys with the bootstrapping rotations (INSECURE toy bootstrapping chain, N = 2^10).
+    let p = setup_with("4", &["--bootstrap"]);
+    let ex = p.exchange.to_str().unwrap().to_string();
+    let one_step = ["--epochs", "1", "--max-steps", "1", "--seed", "3"];
+    // Reference: the same step with the hospital-aided refresh.
+    let watcher = Watcher::start(&p.hospital, &p.exchange);
+    ok(&train_args(&ex, "hospital.enc", &one_step), &p.cloud);
+    drop(watcher);
+    for e in fs::read_dir(&p.exchange).unwrap() {
+        fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    // The cloud alone: no hospital process runs, and no request reaches the exchange.
+    let mut args = train_args(&ex, "boot.enc", &one_step);
+    args.extend_from_slice(&["--refresh", "bootstrap"]);
+    let log = ok(&args, &p.cloud);
+    assert!(log.contains("refresh bootstrap"), "{log}");
+    assert_eq!(
+        fs::read_dir(&p.exchange).unwrap().count(),
+        0,
+        "bootstrapping sent nothing to the hospital"
+    );
+    let wh = weights(&decrypt(&p, &p.cloud.join("hospital.enc"), "hospital"));
+    let wb = weights(&decrypt(&p, &p.cloud.join("boot.enc"), "boot"));
+    assert_eq!(wh.len(), wb.len());
+    let scale = wh.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(scale > 1e-3, "the step moved the weights");
+    let diff = wh
+        .iter()
+        .zip(&wb)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    assert!(
+        diff <= 2f64.powi(-12) * scale.max(1.0),
+        "bootstrapped vs hospital-refreshed weights: {diff:e} (scale {scale})"
+    );
 }
