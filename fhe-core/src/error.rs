@@ -40,6 +40,15 @@ pub enum Error {
         log_qp: f64,
         max_log_qp: u32,
     },
+    /// A sparse ternary secret with [`crate::params::Security::Classical128`] whose log2(QP)
+    /// exceeds the sparse-secret bound ([`crate::params::max_log_qp_128_sparse`]), or for which
+    /// no sparse-secret bound is known (`max_log_qp: None`).
+    InsecureSparseSecret {
+        log_n: u32,
+        hamming_weight: usize,
+        log_qp: f64,
+        max_log_qp: Option<u32>,
+    },
     /// The scale does not fit the primes (it must be smaller than every rescaling prime and
     /// smaller than the first prime).
     ScaleTooLarge { log_scale: f64, max_log_scale: f64 },
@@ -146,6 +155,24 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "log2(QP) = {log_qp:.1} exceeds the 128-bit HE-standard bound {max_log_qp} for N = 2^{log_n}"
+            ),
+            Self::InsecureSparseSecret {
+                log_n,
+                hamming_weight,
+                log_qp,
+                max_log_qp: Some(b),
+            } => write!(
+                f,
+                "log2(QP) = {log_qp:.1} exceeds the 128-bit sparse-secret bound {b} for N = 2^{log_n}, h = {hamming_weight}"
+            ),
+            Self::InsecureSparseSecret {
+                log_n,
+                hamming_weight,
+                max_log_qp: None,
+                ..
+            } => write!(
+                f,
+                "no 128-bit bound is known for a sparse secret of Hamming weight {hamming_weight} at N = 2^{log_n}: use a uniform ternary secret"
             ),
             Self::ScaleTooLarge {
                 log_scale,

@@ -5,7 +5,8 @@
 //! 2^62 and that no prime repeats across Q and P, that P exists and covers one key-switching
 //! digit, that the scale fits the primes, the secret distribution, and — unless the literal is
 //! explicitly marked insecure — that `log2(QP)` is within the homomorphic-encryption
-//! standard's 128-bit bound for uniform ternary secrets (see [`max_log_qp_128`]).
+//! standard's 128-bit bound for uniform ternary secrets (see [`max_log_qp_128`]), and for a
+//! sparse ternary secret within the tighter sparse-secret bound [`max_log_qp_128_sparse`].
 //!
 //! Named presets state their security in their docs; the insecure ones say so in their name
 //! and exist for fast tests only.
@@ -36,6 +37,27 @@ pub const fn max_log_qp_128(log_n: u32) -> Option<u32> {
     }
 }
 
+/// The largest `log2(QP)` accepted as 128-bit secure for a **sparse** ternary secret of Hamming
+/// weight `hamming_weight` (σ = 3.2). Sparse secrets are weaker than uniform ternary ones
+/// (hybrid and dual-hybrid attacks exploit the zeros), so [`max_log_qp_128`] does not apply.
+///
+/// Source: Lattigo's sparse-secret bootstrapping parameter set `N16QP1546H192H32`
+/// (`DefaultParametersSparse` in Lattigo's `bootstrapping/default_parameters.go`, v4–v6; the
+/// H192/H32 sets of Bossuat, Troncoso-Pastoriza, Hubaux, ACNS 2022, "Bootstrapping for
+/// approximate homomorphic encryption with negligible failure-probability by using
+/// sparse-secret encapsulation"): main secret of Hamming weight 192 at N = 2^16 and
+/// log QP = 1546, published as 128-bit secure under the lattice estimator including
+/// hybrid attacks. A heavier secret is at least as hard, so the point is used for every
+/// `h ≥ 192` at N = 2^16. Every other `(N, h)` returns `None`: no sparse-secret point is
+/// justified here, and validation refuses [`Security::Classical128`] for it.
+pub const fn max_log_qp_128_sparse(log_n: u32, hamming_weight: usize) -> Option<u32> {
+    if log_n == 16 && hamming_weight >= 192 {
+        Some(1546)
+    } else {
+        None
+    }
+}
+
 /// Smallest and largest supported `log2 N`.
 pub const LOG_N_RANGE: (u32, u32) = (crate::ntt::MIN_LOG_N, crate::ntt::MAX_LOG_N);
 /// At most this many Q primes (the exact reconstruction keeps a fixed-size digit array).
@@ -46,8 +68,8 @@ pub const MAX_Q_LIMBS: usize = 64;
 pub enum SecretDist {
     /// Uniform over {−1, 0, 1}^N (what the HE-standard table assumes).
     Ternary,
-    /// Exactly `hamming_weight` nonzero ±1 entries. Only for bootstrapping-key encapsulation,
-    /// where its security must be argued separately; never for the data key.
+    /// Exactly `hamming_weight` nonzero ±1 entries. With [`Security::Classical128`] it is
+    /// checked against [`max_log_qp_128_sparse`] (only N = 2^16 with `h ≥ 192` is accepted).
     SparseTernary { hamming_weight: usize },
 }
 
@@ -68,7 +90,8 @@ pub enum Moduli {
 /// Whether validation enforces the 128-bit bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Security {
-    /// Enforce `log2(QP) ≤` [`max_log_qp_128`].
+    /// Enforce `log2(QP) ≤` [`max_log_qp_128`] (uniform ternary secret) or
+    /// [`max_log_qp_128_sparse`] (sparse ternary secret).
     Classical128,
     /// No security check. Only for tests and toy examples; presets using it are named
     /// `*_INSECURE_*`.
@@ -282,6 +305,17 @@ impl ParamsLiteral {
                     log_qp,
                     max_log_qp: bound,
                 });
+            }
+            if let SecretDist::SparseTernary { hamming_weight } = self.secret {
+                let sparse = max_log_qp_128_sparse(self.log_n, hamming_weight);
+                if sparse.is_none_or(|b| log_qp > f64::from(b)) {
+                    return Err(Error::InsecureSparseSecret {
+                        log_n: self.log_n,
+                        hamming_weight,
+                        log_qp,
+                        max_log_qp: sparse,
+                    });
+                }
             }
         }
         let ctx = RnsContext::new(self.log_n, &q, &p)?;
@@ -585,20 +619,20 @@ pub mod presets {
         v
     }
 
-    /// Bootstrappable preset within the 128-bit log QP bound (≈ 1735 ≤ 1772) with a **sparse
-    /// ternary secret of Hamming weight 192**: the bound is stated for uniform ternary secrets;
-    /// see `fhe-core/README.md`, "Security of `n16_boot`", for what the sparse secret costs: N = 2^16, scale 2^42; bottom to top `q_0` of 60 bits, 10 user
-    /// levels of 42 bits, 3 SlotToCoeff levels of 45 bits, 10 EvalMod levels of 58 bits, 3
-    /// CoeffToSlot levels of 58 bits; P = 6 × 61 bits, dnum 5. Bootstrapping with
-    /// [`crate::bootstrap::BootstrapConfig::new`] (budget 3, 3; K = 32, 3 double angles) leaves
-    /// the 10 user levels at scale 2^42.
+    /// Bootstrappable preset, **128-bit secure under the sparse-secret bound** (log QP ≈ 1543 ≤
+    /// 1546, [`max_log_qp_128_sparse`]) with a sparse ternary secret of Hamming weight 192:
+    /// N = 2^16, scale 2^42; bottom to top `q_0` of 60 bits, 10 user levels of 42 bits,
+    /// 3 SlotToCoeff levels of 45 bits, 10 EvalMod levels of 58 bits, 3 CoeffToSlot levels of
+    /// 56 bits; P = 3 × 60 bits, dnum 9 (digits of 3 limbs, at most 174 bits ≤ P). Bootstrapping
+    /// with [`crate::bootstrap::BootstrapConfig::new`] (budget 3, 3; K = 32, 3 double angles)
+    /// leaves the 10 user levels at scale 2^42.
     pub fn n16_boot() -> ParamsLiteral {
         ParamsLiteral {
             log_n: 16,
-            q: Moduli::Bits(boot_chain(60, (42, 10), (45, 3), (58, 10), (58, 3))),
-            p: Moduli::Bits(alloc::vec![61; 6]),
+            q: Moduli::Bits(boot_chain(60, (42, 10), (45, 3), (58, 10), (56, 3))),
+            p: Moduli::Bits(alloc::vec![60; 3]),
             log_scale: 42.0,
-            dnum: 5,
+            dnum: 9,
             secret: SecretDist::SparseTernary {
                 hamming_weight: 192,
             },
@@ -684,6 +718,10 @@ mod tests {
                     p.log_qp() <= f64::from(max_log_qp_128(p.log_n()).unwrap()),
                     "{name}"
                 );
+                if let SecretDist::SparseTernary { hamming_weight } = p.secret() {
+                    let b = max_log_qp_128_sparse(p.log_n(), hamming_weight).unwrap();
+                    assert!(p.log_qp() <= f64::from(b), "{name}");
+                }
                 assert!(!name.contains("insecure"));
             } else {
                 assert!(name.contains("insecure"), "{name} skips the security check");
@@ -839,6 +877,65 @@ mod tests {
             })
         ));
         // The same literal passes only when explicitly marked insecure.
+        lit.security = Security::InsecureForTestsOnly;
+        assert!(lit.validate().is_ok());
+    }
+
+    #[test]
+    fn sparse_secret_is_checked_against_the_sparse_bound() {
+        let boot = presets::n16_boot().validate().unwrap();
+        assert!(boot.log_qp() <= 1546.0, "{}", boot.log_qp());
+        assert_eq!(max_log_qp_128_sparse(16, 192), Some(1546));
+        assert_eq!(max_log_qp_128_sparse(16, 64), None);
+        assert_eq!(max_log_qp_128_sparse(15, 192), None);
+        // The old n16_boot chain (log QP ≈ 1735): within the uniform-ternary bound 1772, but
+        // not within the sparse-secret bound 1546.
+        let mut lit = presets::n16_boot();
+        lit.q = Moduli::Bits(
+            vec![60, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42]
+                .into_iter()
+                .chain([45; 3])
+                .chain([58; 13])
+                .collect(),
+        );
+        lit.p = Moduli::Bits(vec![61; 6]);
+        lit.dnum = 5;
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InsecureSparseSecret {
+                log_n: 16,
+                hamming_weight: 192,
+                max_log_qp: Some(1546),
+                ..
+            })
+        ));
+        // The same chain with a uniform ternary secret is accepted.
+        lit.secret = SecretDist::Ternary;
+        assert!(lit.validate().is_ok());
+        // A lighter secret at N = 2^16 has no justified bound: refused whatever its modulus.
+        let mut lit = presets::n16_boot();
+        lit.secret = SecretDist::SparseTernary { hamming_weight: 64 };
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InsecureSparseSecret {
+                hamming_weight: 64,
+                max_log_qp: None,
+                ..
+            })
+        ));
+        // Other ring dimensions: refused with Classical128, accepted only marked insecure.
+        let mut lit = presets::n13();
+        lit.secret = SecretDist::SparseTernary {
+            hamming_weight: 192,
+        };
+        assert!(matches!(
+            lit.validate(),
+            Err(Error::InsecureSparseSecret {
+                log_n: 13,
+                max_log_qp: None,
+                ..
+            })
+        ));
         lit.security = Security::InsecureForTestsOnly;
         assert!(lit.validate().is_ok());
     }

@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use fhe_core::encoding::{Complex, Encoder, Precision};
 use fhe_core::ntt::NttBackend;
-use fhe_core::params::{Params, Security, max_log_qp_128, presets};
+use fhe_core::params::{
+    Params, SecretDist, Security, max_log_qp_128, max_log_qp_128_sparse, presets,
+};
 use fhe_core::ring::{Ntt, Poly};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -130,7 +132,14 @@ fn check(name: &'static str, lit: &fhe_core::params::ParamsLiteral) -> Result<Ro
 
 fn print_row(r: &Row, json: bool) {
     let p = &r.params;
-    let bound = max_log_qp_128(p.log_n()).map_or("-".to_string(), |b| b.to_string());
+    // A sparse secret is held to the sparse-secret bound, not the uniform-ternary one.
+    let bound = match p.secret() {
+        SecretDist::SparseTernary { hamming_weight } => {
+            max_log_qp_128_sparse(p.log_n(), hamming_weight)
+        }
+        _ => max_log_qp_128(p.log_n()),
+    }
+    .map_or("-".to_string(), |b| b.to_string());
     let security = match p.security() {
         Security::Classical128 => "128-bit",
         Security::InsecureForTestsOnly => "INSECURE",
