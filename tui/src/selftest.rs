@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.json {
         println!("blindtuner selftest: CKKS foundation on every parameter preset");
         println!(
-            "{:<18} {:>5} {:>6} {:>8} {:>6} {:>9} {:>8} {:>10} {:>10} {:>8}",
+            "{:<24} {:>5} {:>6} {:>8} {:>6} {:>9} {:>8} {:>10} {:>10} {:>8}",
             "preset",
             "log N",
             "levels",
@@ -166,7 +166,7 @@ fn print_row(r: &Row, json: bool) {
         );
     } else {
         println!(
-            "{:<18} {:>5} {:>6} {:>8.1} {:>6} {:>9} {:>8} {:>10.2} {:>10.2} {:>8}",
+            "{:<24} {:>5} {:>6} {:>8.1} {:>6} {:>9} {:>8} {:>10.2} {:>10.2} {:>8}",
             r.name,
             p.log_n(),
             p.max_level(),
