@@ -11,6 +11,7 @@
 //! at `L` with the old scale and is re-scaled onto `S_{L-1}`); the mirror is built with the
 //! same top level.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -198,6 +199,9 @@ impl Refresher for Bootstrap {
     }
 }
 
+/// Cache key of an encoded plaintext: (id, level, for addition).
+type PlainKey = (usize, usize, bool);
+
 /// The CKKS backend.
 pub struct CkksBackend<R> {
     params: Params,
@@ -207,7 +211,7 @@ pub struct CkksBackend<R> {
     scales: Vec<f64>,
     plains: Vec<Vec<f64>>,
     /// Encoded plaintexts by (id, level, for addition).
-    cache: BTreeMap<(usize, usize, bool), Plaintext>,
+    cache: BTreeMap<PlainKey, Plaintext>,
     refresher: R,
     counts: OpCounts,
     top: usize,
@@ -312,36 +316,54 @@ impl<R: Refresher> CkksBackend<R> {
 
     /// `ct` at `level` (≤ its own) with the canonical scale of that level.
     fn align(&mut self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, Error> {
-        let mut out = ct.clone();
-        if out.level() == level {
-            return Ok(out);
+        Ok(self.aligned(ct, level)?.into_owned())
+    }
+
+    /// `ct` at `level` (≤ its own) with the canonical scale of that level; borrowed when it is
+    /// already there (no copy on the common path of additions and products).
+    fn aligned<'a>(
+        &mut self,
+        ct: &'a Ciphertext,
+        level: usize,
+    ) -> Result<Cow<'a, Ciphertext>, Error> {
+        if ct.level() == level {
+            return Ok(Cow::Borrowed(ct));
         }
+        let mut out = ct.clone();
         out.drop_to_level(level + 1)?;
         let f = self.factor(level + 1, out.scale);
         self.eval
             .mul_const_scaled_assign(&mut out, Complex::ONE, f)?;
         self.rescale_snap(&mut out)?;
-        Ok(out)
+        Ok(Cow::Owned(out))
     }
 
-    fn encoded(
+    /// Encodes plaintext `p` for `level` (once; cached) and returns its cache key.
+    fn encode_cached(
         &mut self,
         p: PlainId,
         level: usize,
         for_add: bool,
         scale: f64,
-    ) -> Result<Plaintext, Error> {
-        if let Some(pt) = self.cache.get(&(p.0, level, for_add)) {
-            return Ok(pt.clone());
+    ) -> Result<PlainKey, Error> {
+        let key = (p.0, level, for_add);
+        if !self.cache.contains_key(&key) {
+            let values = self.plains.get(p.0).ok_or(Error::LengthMismatch {
+                what: "plaintext operand",
+                expected: self.plains.len(),
+                found: p.0,
+            })?;
+            let pt = self.encoder.encode_at(values, scale, level)?;
+            self.cache.insert(key, pt);
         }
-        let values = self.plains.get(p.0).ok_or(Error::LengthMismatch {
-            what: "plaintext operand",
-            expected: self.plains.len(),
-            found: p.0,
-        })?;
-        let pt = self.encoder.encode_at(values, scale, level)?;
-        self.cache.insert((p.0, level, for_add), pt.clone());
-        Ok(pt)
+        Ok(key)
+    }
+
+    /// The cached plaintext of `key` ([`Self::encode_cached`]).
+    fn cached(&self, key: PlainKey) -> Result<&Plaintext, Error> {
+        self.cache.get(&key).ok_or(Error::Malformed {
+            what: "plaintext cache",
+        })
     }
 }
 
@@ -365,13 +387,13 @@ impl<R: Refresher> Backend for CkksBackend<R> {
     fn add(&mut self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
         self.counts.add += 1;
         let l = a.level().min(b.level());
-        let (a, b) = (self.align(a, l)?, self.align(b, l)?);
+        let (a, b) = (self.aligned(a, l)?, self.aligned(b, l)?);
         self.eval.add_new(&a, &b)
     }
     fn sub(&mut self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
         self.counts.add += 1;
         let l = a.level().min(b.level());
-        let (a, b) = (self.align(a, l)?, self.align(b, l)?);
+        let (a, b) = (self.aligned(a, l)?, self.aligned(b, l)?);
         self.eval.sub_new(&a, &b)
     }
     fn add_const(&mut self, a: &Ciphertext, c: f64) -> Result<Ciphertext, Error> {
@@ -382,9 +404,9 @@ impl<R: Refresher> Backend for CkksBackend<R> {
     }
     fn add_plain(&mut self, a: &Ciphertext, p: PlainId) -> Result<Ciphertext, Error> {
         self.counts.add += 1;
-        let pt = self.encoded(p, a.level(), true, a.scale)?;
+        let key = self.encode_cached(p, a.level(), true, a.scale)?;
         let mut out = a.clone();
-        self.eval.add_plain_assign(&mut out, &pt)?;
+        self.eval.add_plain_assign(&mut out, self.cached(key)?)?;
         Ok(out)
     }
     fn mul_const(&mut self, a: &Ciphertext, c: f64) -> Result<Ciphertext, Error> {
@@ -399,9 +421,9 @@ impl<R: Refresher> Backend for CkksBackend<R> {
     fn mul_plain(&mut self, a: &Ciphertext, p: PlainId) -> Result<Ciphertext, Error> {
         self.counts.cmult += 1;
         let f = self.factor(a.level(), a.scale);
-        let pt = self.encoded(p, a.level(), false, f)?;
+        let key = self.encode_cached(p, a.level(), false, f)?;
         let mut out = a.clone();
-        self.eval.mul_plain_assign(&mut out, &pt)?;
+        self.eval.mul_plain_assign(&mut out, self.cached(key)?)?;
         self.rescale_snap(&mut out)?;
         Ok(out)
     }
@@ -415,15 +437,23 @@ impl<R: Refresher> Backend for CkksBackend<R> {
                 found: 0,
             })?;
         let mut acc: Option<Ciphertext> = None;
+        // One product buffer for the whole sum (the `_into` forms reshape it).
+        let mut t: Option<Ciphertext> = None;
         for (a, b) in pairs {
             self.counts.mult += 1;
-            let (a, b) = (self.align(a, l)?, self.align(b, l)?);
-            let mut t = a.clone();
-            self.eval.mul_into(&a, &b, &mut t)?;
-            acc = Some(match acc {
-                None => t,
-                Some(s) => self.eval.add_new(&s, &t)?,
-            });
+            let (a, b) = (self.aligned(a, l)?, self.aligned(b, l)?);
+            match acc.as_mut() {
+                None => {
+                    let mut first = a.as_ref().clone();
+                    self.eval.mul_into(&a, &b, &mut first)?;
+                    acc = Some(first);
+                }
+                Some(sum) => {
+                    let buf = t.get_or_insert_with(|| a.as_ref().clone());
+                    self.eval.mul_into(&a, &b, buf)?;
+                    self.eval.add_assign(sum, buf)?;
+                }
+            }
         }
         let mut out = acc.ok_or(Error::WrongDegree {
             expected: 1,
