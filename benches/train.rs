@@ -18,7 +18,6 @@ mod common;
 use blindtuner::harness::setup;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::params::presets;
-use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{pack_chunks, shuffled};
@@ -30,10 +29,7 @@ fn quick() -> bool {
 
 fn train_step(c: &mut Criterion) {
     let f = load(Fx::Blood).expect("fixture");
-    let tr = {
-        let t = common::split(&f, "train");
-        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
-    };
+    let tr = common::standardized(&f, "train");
     let points: Vec<(&str, usize)> = if quick() {
         vec![("toy_insecure_train", 8)]
     } else {

@@ -17,7 +17,6 @@ use blindtuner::harness::setup;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::params::presets;
 use trainer_core::backend::Backend;
-use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{pack_chunks, shuffled};
@@ -34,10 +33,7 @@ fn main() {
         .validate()
         .expect("params");
     let f = load(Fx::Blood).expect("fixture");
-    let tr = {
-        let t = common::split(&f, "train");
-        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
-    };
+    let tr = common::standardized(&f, "train");
     let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).expect("layout");
     let chunks_per_batch = batch.div_ceil(l.rows);
     let t0 = Instant::now();

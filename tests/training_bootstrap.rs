@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 mod common;
 
-use common::split;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::encoding::{Encoder, Precision};
@@ -21,7 +20,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror};
 use trainer_core::ckks::{Bootstrap, CkksBackend};
-use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::pack_chunks;
@@ -34,10 +32,7 @@ fn bootstrapped_step_tracks_the_mirror() {
         .expect("params");
     let slots = params.max_slots();
     let f = load(Fx::Blood).expect("fixture");
-    let tr = {
-        let t = split(&f, "train");
-        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
-    };
+    let tr = common::standardized(&f, "train");
     let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let sk = SecretKey::generate(&params, &mut rng).expect("sk");

@@ -6,13 +6,11 @@
 mod common;
 
 use blindtuner::harness::setup;
-use common::split;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::Precision;
 use fhe_core::params::presets;
 use trainer_core::backend::{Backend, Mirror};
-use trainer_core::data::Standardizer;
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
@@ -24,10 +22,7 @@ use trainer_core::train::{Batch, TrainConfig, Trainer};
 fn encrypted_steps_track_the_mirror_to_12_bits() {
     let params = presets::toy_insecure_train().validate().expect("params");
     let f = load(Fx::Blood).expect("fixture");
-    let tr = {
-        let t = split(&f, "train");
-        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
-    };
+    let tr = common::standardized(&f, "train");
     let slots = params.max_slots();
     let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
     let (mut hospital, ckks) = setup(&params, &l, 7).expect("keys");
@@ -106,10 +101,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
 
     // Encrypted validation loss (one number the hospital decrypts) and encrypted inference,
     // with the encrypted weights, against the mirror.
-    let val = {
-        let v = split(&f, "val");
-        Standardizer::fit(&split(&f, "train"), 1.0 / (f.dim as f64).sqrt()).apply(&v)
-    };
+    let val = common::standardized(&f, "val");
     let packed = pack_chunks(&l, &val, &(0..2 * l.rows).collect::<Vec<_>>());
     let v_enc = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
     let v_mir = packed.map(|v| mirror.vector(v.to_vec()));

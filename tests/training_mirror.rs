@@ -207,10 +207,7 @@ fn mirror_weights_equal_exact_nag_weights_step_by_step() {
     // The same 128 samples for three steps: the mirror's decoded weights follow exact NAG to
     // 1e-6 (the softmax approximation error), so the packing and step order are right.
     let f = load(Fx::Blood).expect("fixture");
-    let tr = {
-        let t = split(&f, "train");
-        Standardizer::fit(&t, 1.0 / (f.dim as f64).sqrt()).apply(&t)
-    };
+    let tr = common::standardized(&f, "train");
     let l = Layout::new(SLOTS, tr.features(), tr.classes()).expect("layout");
     let schedule = Schedule {
         learning_rate: 1.0,

@@ -14,3 +14,11 @@ pub fn split(f: &extractor::features::Features, name: &str) -> Dataset {
     )
     .expect("dataset")
 }
+
+/// Split `name` standardised as the hospital does it: statistics of the train split, scale
+/// `1/√d` (docs/TRAINING.md).
+#[allow(dead_code)] // not every test binary uses it
+pub fn standardized(f: &extractor::features::Features, name: &str) -> Dataset {
+    let st = trainer_core::data::Standardizer::fit(&split(f, "train"), 1.0 / (f.dim as f64).sqrt());
+    st.apply(&split(f, name))
+}
