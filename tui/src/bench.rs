@@ -142,22 +142,19 @@ const MAX_RUNS: usize = 200;
 
 pub fn run(args: &Args) -> Result<()> {
     match &args.what {
-        What::Ckks(a) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(a.threads.max(1))
-                .build()
-                .context("building the thread pool")?;
-            pool.install(|| ckks(a))
-        }
+        What::Ckks(a) => with_threads(a.threads, || ckks(a)),
         What::Train(a) => train(a),
-        What::Bootstrap(a) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(a.threads.max(1))
-                .build()
-                .context("building the thread pool")?;
-            pool.install(|| bootstrap(a))
-        }
+        What::Bootstrap(a) => with_threads(a.threads, || bootstrap(a)),
     }
+}
+
+/// Runs `f` in a rayon pool of `threads` threads (fhe-core's limb loops use it).
+fn with_threads(threads: usize, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("building the thread pool")?
+        .install(f)
 }
 
 /// `blindtuner bench train`: the demo's encrypted run, timed per step.

@@ -143,6 +143,15 @@ pub struct TrainArgs {
     /// Continue from the checkpoint.
     #[arg(long)]
     pub resume: bool,
+    #[command(flatten)]
+    pub link: Link,
+    #[command(flatten)]
+    pub hyper: Hyper,
+}
+
+/// How the cloud refreshes and reaches the hospital (`train`, `infer`).
+#[derive(Args, Debug)]
+pub struct Link {
     /// How to refresh ciphertexts.
     #[arg(long, value_enum, default_value_t = RefreshMode::Hospital)]
     pub refresh: RefreshMode,
@@ -155,8 +164,23 @@ pub struct TrainArgs {
     /// Seconds to wait for one answer of the hospital.
     #[arg(long, default_value_t = 600.0)]
     pub hospital_timeout: f64,
-    #[command(flatten)]
-    pub hyper: Hyper,
+}
+
+impl Link {
+    /// The cloud's backend for these options ([`cloud_backend`] over [`file_refresher`]).
+    pub fn backend(
+        &self,
+        params: &Params,
+        keys: &Arc<EvalKeys>,
+    ) -> Result<AutoRefresh<CkksBackend<CloudRefresher>>> {
+        let hospital = file_refresher(
+            params,
+            &self.exchange,
+            self.hospital_addr.as_deref(),
+            Duration::from_secs_f64(self.hospital_timeout),
+        )?;
+        cloud_backend(params, keys, self.refresh, hospital)
+    }
 }
 
 /// Options of `blindtuner infer`.
@@ -174,17 +198,9 @@ pub struct InferArgs {
     /// Output EncryptedScores.
     #[arg(long, default_value = "scores.enc")]
     pub out: PathBuf,
-    /// Refresh mode (the logits need a few levels).
-    #[arg(long, value_enum, default_value_t = RefreshMode::Hospital)]
-    pub refresh: RefreshMode,
-    /// Exchange directory shared with the hospital.
-    #[arg(long, default_value = "exchange")]
-    pub exchange: PathBuf,
-    /// Or reach the hospital's `blindtuner refresh --listen` over loopback TCP (host:port).
-    #[arg(long)]
-    pub hospital_addr: Option<String>,
-    #[arg(long, default_value_t = 600.0)]
-    pub hospital_timeout: f64,
+    /// Refreshing (the logits need a few levels) and the way to the hospital.
+    #[command(flatten)]
+    pub link: Link,
 }
 
 /// The run settings a checkpoint was made with.
@@ -567,13 +583,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         softmax: SoftmaxApprox::default(),
     };
     let mut trainer = Trainer::new(layout, config);
-    let refresher = file_refresher(
-        &params,
-        &a.exchange,
-        a.hospital_addr.as_deref(),
-        Duration::from_secs_f64(a.hospital_timeout),
-    )?;
-    let mut be = cloud_backend(&params, &inp.keys, a.refresh, refresher)?;
+    let mut be = a.link.backend(&params, &inp.keys)?;
     for c in [&mut inp.train, &mut inp.val] {
         c.x = onto_top(&mut be, std::mem::take(&mut c.x))?;
         c.y = onto_top(&mut be, std::mem::take(&mut c.y))?;
@@ -650,7 +660,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         inp.train.len(),
         inp.val.len(),
         params.log_n(),
-        a.refresh.name(),
+        a.link.refresh.name(),
         plan.steps_per_epoch(inp.train.len())
     );
     'epochs: while !ck.finished && (ck.epoch as usize) < plan.epochs {
@@ -791,13 +801,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
             softmax: SoftmaxApprox::default(),
         },
     );
-    let refresher = file_refresher(
-        &params,
-        &a.exchange,
-        a.hospital_addr.as_deref(),
-        Duration::from_secs_f64(a.hospital_timeout),
-    )?;
-    let mut be = cloud_backend(&params, &inp.keys, a.refresh, refresher)?;
+    let mut be = a.link.backend(&params, &inp.keys)?;
     let w = onto_top(&mut be, w)?;
     inp.train.x = onto_top(&mut be, std::mem::take(&mut inp.train.x))?;
     let mut scores = Vec::new();
