@@ -149,28 +149,58 @@ pub fn gradient(model: &Model, data: &Dataset, batch: &[usize], grad: &mut [f64]
     grad.iter_mut().for_each(|g| *g *= scale);
 }
 
-/// Trains with NAG over the given mini-batches per epoch: `w_{t+1} = y_t − η_t ∇L(y_t)`,
-/// `y_{t+1} = w_{t+1} + γ_t (w_{t+1} − w_t)`. Returns the model after each epoch.
+/// Exact Nesterov accelerated gradient, one mini-batch at a time:
+/// `w_{t+1} = y_t − η_t ∇L(y_t)`, `y_{t+1} = w_{t+1} + γ_t (w_{t+1} − w_t)`.
+#[derive(Clone, Debug)]
+pub struct Nag {
+    /// The weights `w_t`.
+    pub w: Model,
+    look: Model,
+    grad: Vec<f64>,
+    prev: Vec<f64>,
+    /// Steps taken.
+    pub t: usize,
+}
+
+impl Nag {
+    /// Zero weights.
+    pub fn new(classes: usize, features: usize) -> Self {
+        let w = Model::zeros(classes, features);
+        let n = w.w.len();
+        Self {
+            look: w.clone(),
+            w,
+            grad: alloc::vec![0.0; n],
+            prev: alloc::vec![0.0; n],
+            t: 0,
+        }
+    }
+
+    /// One step on the samples `batch` of `data`.
+    pub fn step(&mut self, data: &Dataset, batch: &[usize], schedule: &Schedule) {
+        gradient(&self.look, data, batch, &mut self.grad);
+        let (eta, gamma) = (schedule.learning_rate(self.t), schedule.momentum(self.t));
+        self.prev.copy_from_slice(&self.w.w);
+        for ((wn, yv), g) in self.w.w.iter_mut().zip(&self.look.w).zip(&self.grad) {
+            *wn = yv - eta * g;
+        }
+        for ((yv, wn), wp) in self.look.w.iter_mut().zip(&self.w.w).zip(&self.prev) {
+            *yv = wn + gamma * (wn - wp);
+        }
+        self.t += 1;
+    }
+}
+
+/// Trains with NAG ([`Nag`]) over the given mini-batches per epoch. Returns the model after
+/// each epoch.
 pub fn train(data: &Dataset, epochs: &[Vec<Vec<usize>>], schedule: &Schedule) -> Vec<Model> {
-    let mut w = Model::zeros(data.classes(), data.features());
-    let mut y = w.clone();
-    let mut grad = alloc::vec![0.0; w.w.len()];
+    let mut nag = Nag::new(data.classes(), data.features());
     let mut out = Vec::with_capacity(epochs.len());
-    let mut t = 0;
     for batches in epochs {
         for batch in batches {
-            gradient(&y, data, batch, &mut grad);
-            let (eta, gamma) = (schedule.learning_rate(t), schedule.momentum(t));
-            let prev = w.w.clone();
-            for ((wn, yv), g) in w.w.iter_mut().zip(&y.w).zip(&grad) {
-                *wn = yv - eta * g;
-            }
-            for ((yv, wn), wp) in y.w.iter_mut().zip(&w.w).zip(&prev) {
-                *yv = wn + gamma * (wn - wp);
-            }
-            t += 1;
+            nag.step(data, batch, schedule);
         }
-        out.push(w.clone());
+        out.push(nag.w.clone());
     }
     out
 }

@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use fhe_core::ciphertext::Ciphertext;
 use fhe_core::keys::SecretKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use trainer_core::backend::{Backend, Mirror, OpCounts};
+use trainer_core::backend::{Backend, Mirror, MirrorVector, OpCounts};
 use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::exact::{self, Model};
 use trainer_core::layout::Layout;
@@ -391,9 +392,23 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let mut be_enc = AutoRefresh::new(Timed::new(ckks), 2);
     let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
     let (c, d) = (train.classes(), train.features());
-    let mut ex_w = Model::zeros(c, d);
-    let mut ex_y = ex_w.clone();
-    let mut grad = vec![0.0; ex_w.w.len()];
+    let mut ex = exact::Nag::new(c, d);
+    // The hospital's view of the encrypted weights, and the mirror's, as models.
+    let enc_model = |w: &[Ciphertext]| -> Result<Model> {
+        Ok(Model {
+            classes: c,
+            features: d,
+            w: hospital::decrypt_model(&enc, &layout, w)?,
+        })
+    };
+    let mir_model = |w: &[MirrorVector]| {
+        let diags: Vec<Vec<f64>> = w.iter().map(|v| v.values.clone()).collect();
+        Model {
+            classes: c,
+            features: d,
+            w: layout.unpack_w(&diags),
+        }
+    };
 
     let plan = Plan {
         epochs: usize::MAX,
@@ -434,27 +449,9 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
                 "mirror step",
             )?;
             // Exact NAG on the same samples.
-            exact::gradient(&ex_y, &train, samples, &mut grad);
-            let (eta, gamma) = (schedule.learning_rate(step), schedule.momentum(step));
-            let prev = ex_w.w.clone();
-            for ((wn, yv), g) in ex_w.w.iter_mut().zip(&ex_y.w).zip(&grad) {
-                *wn = yv - eta * g;
-            }
-            for ((yv, wn), wp) in ex_y.w.iter_mut().zip(&ex_w.w).zip(&prev) {
-                *yv = wn + gamma * (wn - wp);
-            }
+            ex.step(&train, samples, &schedule);
             step += 1;
-            let m_enc = Model {
-                classes: c,
-                features: d,
-                w: hospital::decrypt_model(&enc, &layout, &s_enc.w)?,
-            };
-            let diags: Vec<Vec<f64>> = s_mir.w.iter().map(|v| v.values.clone()).collect();
-            let m_mir = Model {
-                classes: c,
-                features: d,
-                w: layout.unpack_w(&diags),
-            };
+            let (m_enc, m_mir) = (enc_model(&s_enc.w)?, mir_model(&s_mir.w));
             let max_diff = m_enc
                 .w
                 .iter()
@@ -469,7 +466,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
                 other: (secs - (d_t.mult + d_t.cmult + d_t.rot + d_t.refresh).as_secs_f64())
                     .max(0.0),
             };
-            let models = [&m_enc, &m_mir, &ex_w];
+            let models = [&m_enc, &m_mir, &ex.w];
             emit(Event::Step(Box::new(StepInfo {
                 step,
                 total: args.steps,
@@ -485,17 +482,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
         epoch += 1;
     }
     emit(Event::Phase("evaluate"));
-    let m_enc = Model {
-        classes: c,
-        features: d,
-        w: hospital::decrypt_model(&enc, &layout, &s_enc.w)?,
-    };
-    let diags: Vec<Vec<f64>> = s_mir.w.iter().map(|v| v.values.clone()).collect();
-    let m_mir = Model {
-        classes: c,
-        features: d,
-        w: layout.unpack_w(&diags),
-    };
+    let (m_enc, m_mir) = (enc_model(&s_enc.w)?, mir_model(&s_mir.w));
     let summary = Summary {
         dataset: args.dataset.clone(),
         preset,
@@ -505,7 +492,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
         test: [
             hospital::metrics(&m_enc, &test),
             hospital::metrics(&m_mir, &test),
-            hospital::metrics(&ex_w, &test),
+            hospital::metrics(&ex.w, &test),
         ],
         class_names: f.class_names.clone(),
         stopped_early: stopped,
