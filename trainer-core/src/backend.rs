@@ -87,6 +87,19 @@ pub trait Backend {
     }
     /// `v` brought back to the top level (bootstrapping or the hospital-aided refresh).
     fn refresh(&mut self, v: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// A refreshed copy of `v` when `v` cannot go through `levels` more level-consuming
+    /// operations without an automatic refresh ([`crate::refresh::AutoRefresh`]); `None` when
+    /// it can, or when the backend refreshes nothing by itself. The trainer calls this where
+    /// one vector is about to fan out into many (a packed softmax into its chunks), so that
+    /// one refresh replaces many.
+    fn reserve(
+        &mut self,
+        v: &Self::Vector,
+        levels: usize,
+    ) -> Result<Option<Self::Vector>, Self::Error> {
+        let _ = (v, levels);
+        Ok(None)
+    }
     /// Operations performed so far.
     fn counts(&self) -> OpCounts;
 }

@@ -105,7 +105,46 @@ impl<B: Backend> Backend for AutoRefresh<B> {
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         self.inner.refresh(v)
     }
+    /// Refreshes `v` when it is below `min_level + levels`: the last of `levels` operations in
+    /// a row would otherwise meet it at `min_level` and refresh it then.
+    fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
+        if self.inner.level(v) < self.min_level + levels {
+            Ok(Some(self.inner.refresh(v)?))
+        } else {
+            Ok(None)
+        }
+    }
     fn counts(&self) -> OpCounts {
         self.inner.counts()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::backend::Mirror;
+
+    #[test]
+    fn reserve_refreshes_exactly_when_the_levels_would_run_out() {
+        let m = Mirror::new(4, 6);
+        let mut be = AutoRefresh::new(m.clone(), 2);
+        let mut v = m.vector(alloc::vec![0.5; 4]);
+        v.level = 5;
+        // Levels 5, 4, 3 are above the minimum: three operations fit, four do not.
+        assert!(be.reserve(&v, 3).unwrap().is_none());
+        assert_eq!(be.counts().refresh, 0);
+        let r = be.reserve(&v, 4).unwrap().unwrap();
+        assert_eq!((r.level, r.values.clone()), (6, v.values.clone()));
+        assert_eq!(be.counts().refresh, 1);
+        // What reserve promised: `levels` multiplications without an automatic refresh.
+        let mut w = r;
+        for _ in 0..4 {
+            w = be.mul_const(&w, 1.0).unwrap();
+        }
+        assert_eq!((w.level, be.counts().refresh), (2, 1));
+        // The plain mirror refreshes nothing by itself.
+        let mut plain = m.clone();
+        assert!(plain.reserve(&v, 100).unwrap().is_none());
     }
 }

@@ -114,6 +114,9 @@ impl<B: Backend> Backend for Timed<B> {
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         timed(&mut self.times.refresh, || self.inner.refresh(v))
     }
+    fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
+        timed(&mut self.times.refresh, || self.inner.reserve(v, levels))
+    }
     fn counts(&self) -> OpCounts {
         self.inner.counts()
     }
