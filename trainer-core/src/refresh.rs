@@ -105,6 +105,9 @@ impl<B: Backend> Backend for AutoRefresh<B> {
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         self.inner.refresh(v)
     }
+    fn lower(&mut self, v: &B::Vector, level: usize) -> Result<B::Vector, B::Error> {
+        self.inner.lower(v, level)
+    }
     /// Refreshes `v` when it is below `min_level + levels`: the last of `levels` operations in
     /// a row would otherwise meet it at `min_level` and refresh it then.
     fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {

@@ -2,7 +2,8 @@
 //! [`crate::layout`].
 //!
 //! Per step, for each data vector (chunk of `rows` samples) `X` with labels `Y`:
-//! 1. `rot(X, i)` for `i < c_pad` (hoisted);
+//! 1. `X` lowered to the weights' level (the products are taken there, and rotations of fewer
+//!    primes are cheaper), then `rot(X, i)` for `i < c_pad` (hoisted);
 //! 2. logits: `t = Σ_i diag_i(Wₗ) ⊙ rot(X, i)` (one relinearisation), block sum
 //!    (`log2(block/c_pad)` rotations), `u = t ⊙ mask/B` (class slots of the used rows);
 //! 3. **packed softmax**: the logits of up to [`Layout::pack_width`] chunks are moved into one
@@ -150,11 +151,21 @@ impl Trainer {
                 let exp_terms = it
                     .map(|ck| be.plain(l.packed_class_mask(rows, ck)))
                     .collect();
-                let mask = be.plain(l.packed_class_mask(rows, 1.0));
+                let centres = approx
+                    .centres(l.c)
+                    .iter()
+                    .map(|c| {
+                        let a = c.alpha;
+                        let neg = be.plain(l.packed_class_mask(rows, -a));
+                        let neg_sq = be.plain(l.packed_class_mask(rows, -a * a));
+                        (a, neg, neg_sq)
+                    })
+                    .collect();
                 SoftmaxPlains {
                     exp_terms,
                     exp_const,
-                    mask,
+                    mask: be.plain(l.packed_class_mask(rows, 1.0)),
+                    centres,
                 }
             })
             .clone()
@@ -186,12 +197,30 @@ impl Trainer {
         be.mul_plain(&t, mask)
     }
 
-    /// `X` and its in-row rotations by `1 … c_pad − 1`.
-    fn rotations<B: Backend>(&self, be: &mut B, x: &B::Vector) -> Result<Vec<B::Vector>, B::Error> {
+    /// `X`, lowered to `level` (the weights' level: the products are taken there anyway, and
+    /// rotations of fewer primes are cheaper), and its in-row rotations by `1 … c_pad − 1`.
+    fn rotations<B: Backend>(
+        &self,
+        be: &mut B,
+        x: &B::Vector,
+        level: usize,
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        let x = be.lower(x, level)?;
         let mut rx = Vec::with_capacity(self.layout.c_pad);
-        rx.push(x.clone());
-        rx.extend(be.rotate_many(x, &self.layout.diag_steps())?);
+        rx.extend(be.rotate_many(&x, &self.layout.diag_steps())?);
+        rx.insert(0, x);
         Ok(rx)
+    }
+
+    /// The weights ready for the logit products: each refreshed if it could not absorb one
+    /// more level ([`Backend::reserve`]), and the lowest level among them.
+    fn ready<B: Backend>(be: &mut B, w: &[B::Vector]) -> Result<(Vec<B::Vector>, usize), B::Error> {
+        let mut out = Vec::with_capacity(w.len());
+        for v in w {
+            out.push(be.reserve(v, 1)?.unwrap_or_else(|| v.clone()));
+        }
+        let level = out.iter().map(|v| be.level(v)).min().unwrap_or(0);
+        Ok((out, level))
     }
 
     /// The packed softmax of a pack of chunks' logits `us` (`rows` used rows each, at most
@@ -270,10 +299,11 @@ impl Trainer {
         xs: &[B::Vector],
         rows: &[usize],
     ) -> Result<Vec<B::Vector>, B::Error> {
+        let (w, level) = Self::ready(be, w)?;
         let mut us = Vec::with_capacity(xs.len());
         for (x, &r) in xs.iter().zip(rows) {
-            let rx = self.rotations(be, x)?;
-            us.push(self.logits(be, w, &rx, r)?);
+            let rx = self.rotations(be, x, level)?;
+            us.push(self.logits(be, &w, &rx, r)?);
         }
         self.probabilities(be, us, rows, 0)
     }
@@ -286,8 +316,9 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let rx = self.rotations(be, x)?;
-        let u = self.logits(be, w, &rx, rows)?;
+        let (w, level) = Self::ready(be, w)?;
+        let rx = self.rotations(be, x, level)?;
+        let u = self.logits(be, &w, &rx, rows)?;
         self.softmax_of(be, &u, &[rows])
     }
 
@@ -299,8 +330,9 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let rx = self.rotations(be, x)?;
-        self.logits(be, w, &rx, rows)
+        let (w, level) = Self::ready(be, w)?;
+        let rx = self.rotations(be, x, level)?;
+        self.logits(be, &w, &rx, rows)
     }
 
     /// The encrypted mean Brier score `(1/n) Σ_samples Σ_k (p_k − y_k)²` of the approximate
@@ -319,6 +351,7 @@ impl Trainer {
     ) -> Result<Option<B::Vector>, B::Error> {
         let l = self.layout;
         let width = l.pack_width();
+        let (w, level) = Self::ready(be, w)?;
         let mut acc: Option<B::Vector> = None;
         for ((xs, ys), rows) in val
             .x
@@ -328,8 +361,8 @@ impl Trainer {
         {
             let mut us = Vec::with_capacity(xs.len());
             for (x, &r) in xs.iter().zip(rows) {
-                let rx = self.rotations(be, x)?;
-                us.push(self.logits(be, w, &rx, r)?);
+                let rx = self.rotations(be, x, level)?;
+                us.push(self.logits(be, &w, &rx, r)?);
             }
             let (Some(p), Some(y)) = (
                 self.packed_softmax(be, us, rows)?,
@@ -362,10 +395,12 @@ impl Trainer {
     ) -> Result<StepReport, B::Error> {
         let before = be.counts();
         let l = self.layout;
+        let (look, level) = Self::ready(be, &state.look)?;
+        state.look = look;
         let mut rxs = Vec::with_capacity(batch.x.len());
         let mut us = Vec::with_capacity(batch.x.len());
         for (x, &rows) in batch.x.iter().zip(&batch.rows) {
-            let rx = self.rotations(be, x)?;
+            let rx = self.rotations(be, x, level)?;
             us.push(self.logits(be, &state.look, &rx, rows)?);
             rxs.push(rx);
         }
@@ -485,12 +520,16 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox) -> Op
     let normalisations = 1 + u64::from(approx.rounds);
     let deg = approx.exp_degree as u64;
     // Softmax: powers (deg − 1 mults), per normalisation: steps − 1 squarings of ε and as many
-    // products, the final multiply, and one squaring per round.
+    // products, the final multiply, and one squaring per round; two constant products (ε and
+    // α(1 + ε)) per normalisation.
     let sm_mult = (deg - 1)
-        + (u64::from(approx.first_steps) - 1) * 2
-        + 1
-        + u64::from(approx.rounds) * (1 + (u64::from(approx.round_steps) - 1) * 2 + 1);
-    let sm_cmult = deg + normalisations;
+        + approx
+            .steps()
+            .iter()
+            .map(|&k| (u64::from(k) - 1) * 2 + 1)
+            .sum::<u64>()
+        + u64::from(approx.rounds);
+    let sm_cmult = deg + 2 * normalisations;
     let sm_rot = normalisations * class_sum;
     // Packs of `pack_width` chunks share one softmax; each chunk of a pack of two or more is
     // unpacked by a class mask, and a pack of n costs n − 1 rotations in and n − 1 out.
