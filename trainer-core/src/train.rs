@@ -212,12 +212,13 @@ impl Trainer {
         Ok(rx)
     }
 
-    /// The weights ready for the logit products: each refreshed if it could not absorb one
-    /// more level ([`Backend::reserve`]), and the lowest level among them.
+    /// The weights ready for the logit products: each refreshed if it could not absorb the
+    /// two levels of the logits (the product and the mask, [`Backend::reserve`]), and the
+    /// lowest level among them.
     fn ready<B: Backend>(be: &mut B, w: &[B::Vector]) -> Result<(Vec<B::Vector>, usize), B::Error> {
         let mut out = Vec::with_capacity(w.len());
         for v in w {
-            out.push(be.reserve(v, 1)?.unwrap_or_else(|| v.clone()));
+            out.push(be.reserve(v, 2)?.unwrap_or_else(|| v.clone()));
         }
         let level = out.iter().map(|v| be.level(v)).min().unwrap_or(0);
         Ok((out, level))

@@ -389,8 +389,10 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let zero = crate::cloud::zero_ct(&params)?;
     let mut s_enc = t_enc.zero_state(|_| zero.clone());
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_enc = AutoRefresh::new(Timed::new(ckks), 2);
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
+    let mut be_enc = AutoRefresh::new(Timed::new(ckks), 2)
+        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
+        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let (c, d) = (train.classes(), train.features());
     let mut ex = exact::Nag::new(c, d);
     // The hospital's view of the encrypted weights, and the mirror's, as models.
