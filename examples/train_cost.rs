@@ -136,7 +136,7 @@ fn run<R: trainer_core::ckks::Refresher>(
 ) {
     let l = *l;
     let keygen_s = 0.0;
-    let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
+    let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
     let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
     let t1 = Instant::now();
     let chunks = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
