@@ -66,7 +66,8 @@ else
     doc="${RESULTS_DOC:-docs/RESULTS.md}"
     img="${RESULTS_IMG:-docs/img}"
 fi
-mkdir -p "$runs" "$img" "$(dirname "$doc")" data/features
+mkdir -p "$runs" "$img" "$(dirname "$doc")"
+[[ "$quick" == 1 ]] || mkdir -p data/features
 thread_args=()
 [[ -n "$threads" ]] && thread_args=(--threads "$threads")
 

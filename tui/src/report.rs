@@ -240,7 +240,9 @@ fn pct(v: &Value) -> String {
 }
 
 fn secs(s: f64) -> String {
-    if s >= 3600.0 {
+    if s < 0.1 {
+        format!("{:.2} ms", s * 1e3)
+    } else if s >= 3600.0 {
         format!("{:.1} h", s / 3600.0)
     } else if s >= 60.0 {
         format!("{:.1} min", s / 60.0)
@@ -263,7 +265,7 @@ fn row(h: &History) -> String {
         v["threads"]
     );
     format!(
-        "| {} | {} | {} | {} | {} / {} / {} | {} / {} | {} | {} | {} | {} | {:.3} | {} | {} |",
+        "| {} | {} | {} | {} | {} / {} / {} | {} / {} | {} | {} | {} | {} | {} | {} | {} |",
         v["dataset"].as_str().unwrap_or("?"),
         v["mode"].as_str().unwrap_or("?"),
         v["preset"].as_str().unwrap_or("?"),
@@ -277,7 +279,7 @@ fn row(h: &History) -> String {
         pct(&v["mirror_acc"]),
         pct(&v["encrypted_acc"]),
         delta,
-        v["seconds_per_step"].as_f64().unwrap_or(0.0),
+        secs(v["seconds_per_step"].as_f64().unwrap_or(0.0)),
         secs(v["total_seconds"].as_f64().unwrap_or(0.0)),
         machine
     )
@@ -287,7 +289,7 @@ fn row(h: &History) -> String {
 fn markdown(hs: &[History], prefix: &str) -> String {
     let mut s = String::new();
     s.push_str(
-        "| data | mode | preset | batch | train / val / test | epochs / steps | exact | mirror | encrypted | encrypted − exact (points) | s / step | total time | machine |\n",
+        "| data | mode | preset | batch | train / val / test | epochs / steps | exact | mirror | encrypted | encrypted − exact (points) | time per step | total time | machine |\n",
     );
     s.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for h in hs {

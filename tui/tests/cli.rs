@@ -856,3 +856,62 @@ fn bench_train_mirror_only_and_bad_features_files() {
     );
     assert!(err.contains("junk.feat"), "{err}");
 }
+
+#[test]
+fn results_script_quick_mode_writes_the_page_from_the_runs() {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("bash") || !have("python3") {
+        eprintln!("skipped: scripts/results.sh needs bash and python3");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/results.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["--quick", "--datasets", "blood"])
+        .env("BLINDTUNER", BIN)
+        .env("RESULTS_RUNS", t.join("runs"))
+        .env("RESULTS_DOC", t.join("doc/RESULTS.md"))
+        .env("RESULTS_IMG", t.join("doc/img"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    let page = fs::read_to_string(t.join("doc/RESULTS.md")).unwrap();
+    assert!(!page.contains("@@"), "template markers left:\n{page}");
+    assert!(
+        page.contains("| blood | mirror-only | toy_insecure_train |"),
+        "{page}"
+    );
+    assert!(
+        page.contains("| blood | encrypted | toy_insecure_train |"),
+        "{page}"
+    );
+    assert!(
+        page.contains("HETAL") && page.contains("MedBlindTuner"),
+        "{page}"
+    );
+    for name in [
+        "blood-full-mirror-curves.png",
+        "blood-encrypted-curves.png",
+        "blood-encrypted-ops.png",
+    ] {
+        assert!(page.contains(&format!("(img/{name})")), "{name} not linked");
+        let bytes = fs::read(t.join("doc/img").join(name)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}");
+    }
+    let h = read_json(&t.join("runs/blood-encrypted.json"));
+    assert_eq!(h["steps_run"], 3);
+    assert!(t.join("runs/blood-encrypted.ckpt/run.ckpt").exists());
+}
