@@ -16,7 +16,7 @@
 # Usage: scripts/results.sh [--quick] [--no-encrypted] [--datasets "blood mnist"]
 #                           [--epochs E] [--enc-epochs E] [--enc-steps S] [--threads T]
 # Environment (same meaning as the options): RESULTS_DATASETS, RESULTS_EPOCHS (mirror runs,
-# default 10, patience 3), RESULTS_ENC_EPOCHS (default 1), RESULTS_ENC_STEPS (a cap, default
+# default 30, patience 3), RESULTS_ENC_EPOCHS (default 1), RESULTS_ENC_STEPS (a cap, default
 # none), RESULTS_THREADS (default: all cores), RESULTS_NO_ENCRYPTED=1, RESULTS_QUICK=1,
 # BLINDTUNER (the binary, default target/release/blindtuner, built if missing),
 # RESULTS_RUNS (default data/runs), RESULTS_DOC (default docs/RESULTS.md),
@@ -31,7 +31,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 datasets="${RESULTS_DATASETS:-blood organa mnist}"
-epochs="${RESULTS_EPOCHS:-10}"
+epochs="${RESULTS_EPOCHS:-30}"
 enc_epochs="${RESULTS_ENC_EPOCHS:-1}"
 enc_steps="${RESULTS_ENC_STEPS:-}"
 threads="${RESULTS_THREADS:-}"

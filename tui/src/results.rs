@@ -295,6 +295,15 @@ fn mirror_from(v: &[(Vec<f64>, u64)]) -> Vec<MirrorVector> {
         .collect()
 }
 
+/// Seconds, or milliseconds below a tenth of a second.
+fn duration(s: f64) -> String {
+    if s < 0.1 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
 fn round(x: f64) -> Value {
     if x.is_finite() {
         json!((x * 1e6).round() / 1e6)
@@ -795,16 +804,21 @@ fn train(a: &Args) -> Result<()> {
                 }
             }
             let fmt_acc = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
-            let sp = split.unwrap_or([0.0; 4]);
+            let t = |i: usize| {
+                split
+                    .and_then(|sp| sp.get(i).copied())
+                    .map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+            };
             say(format!(
-                "{step:>5} {epoch:>5} {secs:>8.2} {:>6} {:>6} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6}/{:>6}/{:>6}",
+                "{step:>5} {epoch:>5} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6}/{:>6}/{:>6}",
+                duration(secs),
                 ops.mult,
                 ops.rot,
                 ops.refresh,
-                sp[0],
-                sp[1],
-                sp[2],
-                sp[3],
+                t(0),
+                t(1),
+                t(2),
+                t(3),
                 fmt_acc(accs[0]),
                 fmt_acc(accs[1]),
                 fmt_acc(accs[2]),
@@ -824,6 +838,15 @@ fn train(a: &Args) -> Result<()> {
         }
         // End of the epoch: validation losses; early stopping on the primary run's.
         let mut record = json!({ "epoch": epoch, "steps": ck.cloud.step });
+        let m = evaluate(&s_enc.w, &s_mir.w, &ex, test)?;
+        if let Some(obj) = record.as_object_mut() {
+            for (i, who) in ["encrypted", "mirror", "exact"].iter().enumerate() {
+                if let Some(Some((acc, loss))) = m.get(i) {
+                    obj.insert(format!("test_loss_{who}"), round(*loss));
+                    obj.insert(format!("test_acc_{who}"), round(*acc));
+                }
+            }
+        }
         if !val.is_empty() {
             let m = evaluate(&s_enc.w, &s_mir.w, &ex, val)?;
             if let Some(obj) = record.as_object_mut() {
@@ -864,8 +887,32 @@ fn train(a: &Args) -> Result<()> {
     ck.epochs = serde_json::to_string(&epochs).context("the epoch history")?;
     ck.wall_seconds = wall(&t_start);
     save(&ck)?;
-    let finals = evaluate(&s_enc.w, &s_mir.w, &ex, test)?;
-    let v = history_json(&ck, &steps, &epochs, Some(finals), ck.wall_seconds);
+    // With early stopping the run keeps the best epoch's weights (as `train` does): the
+    // figures are that epoch's test metrics, recorded at its end.
+    let best_record = match (plan.patience, ck.best) {
+        (Some(_), Some(_)) => epochs
+            .iter()
+            .find(|e| e["epoch"].as_u64() == Some(ck.best_epoch)),
+        _ => None,
+    };
+    let finals = match best_record {
+        Some(e) => ["encrypted", "mirror", "exact"].map(|who| {
+            Some((
+                e[format!("test_acc_{who}")].as_f64()?,
+                e[format!("test_loss_{who}")].as_f64()?,
+            ))
+        }),
+        None => evaluate(&s_enc.w, &s_mir.w, &ex, test)?,
+    };
+    let weights = if best_record.is_some() {
+        "best epoch"
+    } else {
+        "final"
+    };
+    let mut v = history_json(&ck, &steps, &epochs, Some(finals), ck.wall_seconds);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("weights".into(), json!(weights));
+    }
     write_history(&v)?;
     if a.json {
         println!("{v}");
@@ -879,7 +926,7 @@ fn train(a: &Args) -> Result<()> {
             .map_or_else(|| "—".into(), |(acc, _)| format!("{:.2} %", acc * 100.0))
     };
     println!(
-        "test accuracy on {} ({} samples): encrypted {}, mirror {}, exact {} after {} steps / {} epochs; {:.2} s per {} step, {:.1} s of training, {:.1} s in all (setup {setup_s:.1} s){}",
+        "test accuracy on {} ({} samples, {weights} weights): encrypted {}, mirror {}, exact {} after {} steps / {} epochs; {} per {} step, {:.1} s of training, {:.1} s in all (setup {setup_s:.1} s){}",
         data.name,
         test.len(),
         pct(0),
@@ -887,7 +934,7 @@ fn train(a: &Args) -> Result<()> {
         pct(2),
         ck.cloud.step,
         v["epochs_run"],
-        ck.train_seconds / ck.cloud.step.max(1) as f64,
+        duration(ck.train_seconds / ck.cloud.step.max(1) as f64),
         if a.mirror_only { "mirror" } else { "encrypted" },
         ck.train_seconds,
         ck.wall_seconds,
