@@ -300,10 +300,11 @@ fn markdown(hs: &[History], prefix: &str) -> String {
         let v = &h.v;
         let _ = write!(
             s,
-            "\n**{}** ({}, {}; source `{}`, commit {}):\n\n![{} curves]({prefix}{}-curves.png)\n",
+            "\n**{}** ({}, {}, {} weights; source `{}`, commit {}):\n\n![{} curves]({prefix}{}-curves.png)\n",
             v["dataset"].as_str().unwrap_or("?"),
             v["mode"].as_str().unwrap_or("?"),
             v["preset"].as_str().unwrap_or("?"),
+            v["weights"].as_str().unwrap_or("final"),
             v["source"].as_str().unwrap_or("?"),
             v["git_commit"].as_str().unwrap_or("unknown"),
             h.stem,
