@@ -16,7 +16,6 @@
 //! deterministic and cheap).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -29,7 +28,6 @@ use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use trainer_core::backend::{Mirror, MirrorVector};
-use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
 use trainer_core::data::Dataset;
 use trainer_core::exact::{self, Model};
 use trainer_core::layout::Layout;
@@ -37,7 +35,6 @@ use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{self, EarlyStopping, Plan, Verdict};
 use trainer_core::softmax::SoftmaxApprox;
-use trainer_core::timing::Timed;
 use trainer_core::train::{Batch, State, TrainConfig, Trainer};
 use zeroize::Zeroizing;
 
@@ -460,19 +457,7 @@ fn train(a: &Args) -> Result<()> {
     let mut enc_run = match &sk {
         Some(sk) => {
             let keys = EvalKeys::generate(sk, &layout.all_steps(), false, &mut rng)?;
-            let hospital = MaskedRefresh::new(
-                &params,
-                ChaCha20Rng::from_os_rng(),
-                LocalHospital::new(
-                    &params,
-                    SecretKey::from_coeffs(&params, sk.coeffs())?,
-                    ChaCha20Rng::from_os_rng(),
-                ),
-            );
-            Some(AutoRefresh::new(
-                Timed::new(CkksBackend::new(&params, Arc::new(keys), hospital)?),
-                2,
-            ))
+            Some(crate::demo::local_backend(&params, sk, keys)?)
         }
         None => None,
     };
@@ -575,22 +560,11 @@ fn train(a: &Args) -> Result<()> {
     }
     let enc_model = |w: &[Ciphertext]| -> Result<Option<Model>> {
         match &enc {
-            Some(e) if !w.is_empty() => Ok(Some(Model {
-                classes: c,
-                features: d,
-                w: hospital::decrypt_model(e, &layout, w)?,
-            })),
+            Some(e) if !w.is_empty() => Ok(Some(crate::demo::encrypted_model(e, &layout, w)?)),
             _ => Ok(None),
         }
     };
-    let mir_model = |w: &[MirrorVector]| {
-        let diags: Vec<Vec<f64>> = w.iter().map(|v| v.values.clone()).collect();
-        Model {
-            classes: c,
-            features: d,
-            w: layout.unpack_w(&diags),
-        }
-    };
+    let mir_model = |w: &[MirrorVector]| crate::demo::mirror_model(&layout, w);
     let save = |ck: &RunCheckpoint| -> Result<()> {
         match &ckpt_path {
             Some(p) => files::write_atomic(p, &files::seal(ObjectKind::Checkpoint, fp, ck)?, false),
