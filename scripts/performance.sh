@@ -8,8 +8,8 @@
 #
 # Usage: scripts/performance.sh [--quick] [--threads "1 2"] [--rounds R] [--no-bootstrap]
 # Environment: PERF_THREADS, PERF_ROUNDS (ckks, default 3), PERF_BOOT_ROUNDS (default 1),
-# PERF_NO_BOOTSTRAP=1, PERF_DOC (default docs/PERFORMANCE.md), BLINDTUNER (the binary,
-# default target/release/blindtuner, built if missing).
+# PERF_NO_BOOTSTRAP=1, PERF_DOC (default docs/PERFORMANCE.md), BLINDTUNER (a binary to use;
+# default: `cargo build --release -p tui` and its blindtuner).
 # --quick: logN 13 CKKS only, one round, one thread (checks the machinery, proves nothing).
 #
 # Needs OpenFHE's venv (~/.cache/blindtuner-bench/venv, made by ../shared/bench/setup.sh,
@@ -38,10 +38,12 @@ while [[ $# -gt 0 ]]; do
 done
 compare="$root/../shared/bench/compare.py"
 [[ -f "$compare" ]] || { echo "performance.sh: $compare not found" >&2; exit 1; }
-bin="${BLINDTUNER:-target/release/blindtuner}"
-if [[ ! -x "$bin" ]]; then
-    echo "== building $bin"
+if [[ -n "${BLINDTUNER:-}" ]]; then
+    bin="$BLINDTUNER"
+else
+    # Build (a no-op when up to date), so that the figures come from the checked-out code.
     cargo build --release -p tui
+    bin="${CARGO_TARGET_DIR:-target}/release/blindtuner"
 fi
 
 out="$(mktemp -d)"

@@ -18,7 +18,7 @@
 # Environment (same meaning as the options): RESULTS_DATASETS, RESULTS_EPOCHS (mirror runs,
 # default 30, patience 3), RESULTS_ENC_EPOCHS (default 1), RESULTS_ENC_STEPS (a cap, default
 # none), RESULTS_THREADS (default: all cores), RESULTS_NO_ENCRYPTED=1, RESULTS_QUICK=1,
-# BLINDTUNER (the binary, default target/release/blindtuner, built if missing),
+# BLINDTUNER (a binary to use; default: `cargo build --release -p tui` and its blindtuner),
 # RESULTS_RUNS (default data/runs), RESULTS_DOC (default docs/RESULTS.md),
 # RESULTS_IMG (default docs/img).
 #
@@ -52,10 +52,12 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
-bin="${BLINDTUNER:-target/release/blindtuner}"
-if [[ ! -x "$bin" ]]; then
-    echo "== building $bin"
+if [[ -n "${BLINDTUNER:-}" ]]; then
+    bin="$BLINDTUNER"
+else
+    # Build (a no-op when up to date), so that the figures come from the checked-out code.
     cargo build --release -p tui
+    bin="${CARGO_TARGET_DIR:-target}/release/blindtuner"
 fi
 if [[ "$quick" == 1 ]]; then
     runs="${RESULTS_RUNS:-data/runs-quick}"
