@@ -578,6 +578,12 @@ fn train(a: &Args) -> Result<()> {
         "encrypted"
     };
     let refresh_mode = if a.mirror_only { "none" } else { "hospital" };
+    if a.patience.is_some() && val.is_empty() {
+        say(format!(
+            "bench train: {} has no val split: no validation loss, no early stopping",
+            data.source
+        ));
+    }
     if resumed_from > 0 || finished_before {
         say(format!(
             "bench train: resuming from {} at step {resumed_from} (epoch {}, batch {})",

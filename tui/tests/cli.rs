@@ -710,7 +710,8 @@ fn bench_train_history_checkpoints_and_resumes_with_the_same_history() {
     ok(&results_args("6", "ck-b", "b.json"), t);
     let b = read_json(&t.join("b.json"));
     let resumed = b["resumed_from_step"].as_u64().unwrap();
-    assert!((1..=6).contains(&resumed), "{resumed}");
+    // Killed after the first checkpoint, long before the sixth step: a real resume.
+    assert!((1..6).contains(&resumed), "{resumed}");
     let bs = b["steps"].as_array().unwrap();
     assert_eq!(bs.len(), 6);
     assert_eq!(
