@@ -235,6 +235,65 @@ fn encrypt_batch(
     Ok(b)
 }
 
+/// The checkpoint at `path`, refused when it was made with other settings (named).
+fn open_checkpoint(
+    path: &std::path::Path,
+    fp: u64,
+    settings: &Settings,
+    run: &RunSettings,
+) -> Result<RunCheckpoint> {
+    let bytes = files::read(path)?;
+    let (_, ck): (_, RunCheckpoint) = files::open(path, &bytes, ObjectKind::Checkpoint, Some(fp))?;
+    let old = json!({ "cloud": ck.cloud.settings, "run": ck.run });
+    let new = json!({ "cloud": settings, "run": run });
+    let diff: Vec<String> = ["cloud", "run"]
+        .iter()
+        .flat_map(|k| mismatches(&old[*k], &new[*k]))
+        .collect();
+    if !diff.is_empty() {
+        bail!(
+            "{} was made with other settings ({}); rerun with the same options or use another --checkpoint",
+            path.display(),
+            diff.join("; ")
+        );
+    }
+    Ok(ck)
+}
+
+/// The run's secret key: the checkpoint's when resuming, else a new one (written 0600 to
+/// `key_path` when checkpointing).
+fn secret_key(
+    params: &fhe_core::params::Params,
+    resuming: bool,
+    key_path: Option<&std::path::Path>,
+    rng: &mut ChaCha20Rng,
+) -> Result<SecretKey> {
+    if let (true, Some(kp)) = (resuming, key_path) {
+        let bytes = Zeroizing::new(files::read(kp)?);
+        return SecretKey::from_bytes(params, &bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", kp.display()));
+    }
+    let sk = SecretKey::generate(params, rng)?;
+    if let Some(kp) = key_path {
+        let bytes = Zeroizing::new(sk.to_bytes(params)?);
+        files::write_atomic(kp, &bytes, true)?;
+    }
+    Ok(sk)
+}
+
+/// Adds `{prefix}_acc_{run}` and `{prefix}_loss_{run}` of the three runs (encrypted, mirror,
+/// exact) that have metrics to the JSON object `row`.
+fn put_metrics(row: &mut Value, prefix: &str, m: &[Option<(f64, f64)>; 3]) {
+    if let Some(obj) = row.as_object_mut() {
+        for (who, pair) in ["encrypted", "mirror", "exact"].iter().zip(m) {
+            if let Some((acc, loss)) = pair {
+                obj.insert(format!("{prefix}_acc_{who}"), round(*acc));
+                obj.insert(format!("{prefix}_loss_{who}"), round(*loss));
+            }
+        }
+    }
+}
+
 /// The machine the run is on: cores and CPU model.
 fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -402,26 +461,8 @@ fn train(a: &Args) -> Result<()> {
     if let Some(dir) = &a.checkpoint {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let resumed: Option<RunCheckpoint> = match &ckpt_path {
-        Some(p) if p.exists() => {
-            let bytes = files::read(p)?;
-            let (_, ck): (_, RunCheckpoint) =
-                files::open(p, &bytes, ObjectKind::Checkpoint, Some(fp))?;
-            let old = json!({ "cloud": ck.cloud.settings, "run": ck.run });
-            let new = json!({ "cloud": settings, "run": run_settings });
-            let diff: Vec<String> = ["cloud", "run"]
-                .iter()
-                .flat_map(|k| mismatches(&old[*k], &new[*k]))
-                .collect();
-            if !diff.is_empty() {
-                bail!(
-                    "{} was made with other settings ({}); rerun with the same options or use another --checkpoint",
-                    p.display(),
-                    diff.join("; ")
-                );
-            }
-            Some(ck)
-        }
+    let resumed = match &ckpt_path {
+        Some(p) if p.exists() => Some(open_checkpoint(p, fp, &settings, &run_settings)?),
         _ => None,
     };
 
@@ -431,23 +472,12 @@ fn train(a: &Args) -> Result<()> {
     let sk = if a.mirror_only {
         None
     } else {
-        match (&resumed, &key_path) {
-            (Some(_), Some(kp)) => {
-                let bytes = Zeroizing::new(files::read(kp)?);
-                Some(
-                    SecretKey::from_bytes(&params, &bytes)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", kp.display()))?,
-                )
-            }
-            _ => {
-                let sk = SecretKey::generate(&params, &mut rng)?;
-                if let Some(kp) = &key_path {
-                    let bytes = Zeroizing::new(sk.to_bytes(&params)?);
-                    files::write_atomic(kp, &bytes, true)?;
-                }
-                Some(sk)
-            }
-        }
+        Some(secret_key(
+            &params,
+            resumed.is_some(),
+            key_path.as_deref(),
+            &mut rng,
+        )?)
     };
     let enc = sk
         .as_ref()
@@ -774,14 +804,7 @@ fn train(a: &Args) -> Result<()> {
             if step.is_multiple_of(eval_every) || last {
                 let m = evaluate(&s_enc.w, &s_mir.w, &ex, test)?;
                 accs = m.map(|p| p.map(|p| p.0));
-                if let Some(obj) = row.as_object_mut() {
-                    for (i, who) in ["encrypted", "mirror", "exact"].iter().enumerate() {
-                        if let Some(Some((acc, loss))) = m.get(i) {
-                            obj.insert(format!("test_acc_{who}"), round(*acc));
-                            obj.insert(format!("test_loss_{who}"), round(*loss));
-                        }
-                    }
-                }
+                put_metrics(&mut row, "test", &m);
             }
             let fmt_acc = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
             let t = |i: usize| {
@@ -818,25 +841,14 @@ fn train(a: &Args) -> Result<()> {
         }
         // End of the epoch: validation losses; early stopping on the primary run's.
         let mut record = json!({ "epoch": epoch, "steps": ck.cloud.step });
-        let m = evaluate(&s_enc.w, &s_mir.w, &ex, test)?;
-        if let Some(obj) = record.as_object_mut() {
-            for (i, who) in ["encrypted", "mirror", "exact"].iter().enumerate() {
-                if let Some(Some((acc, loss))) = m.get(i) {
-                    obj.insert(format!("test_loss_{who}"), round(*loss));
-                    obj.insert(format!("test_acc_{who}"), round(*acc));
-                }
-            }
-        }
+        put_metrics(
+            &mut record,
+            "test",
+            &evaluate(&s_enc.w, &s_mir.w, &ex, test)?,
+        );
         if !val.is_empty() {
             let m = evaluate(&s_enc.w, &s_mir.w, &ex, val)?;
-            if let Some(obj) = record.as_object_mut() {
-                for (i, who) in ["encrypted", "mirror", "exact"].iter().enumerate() {
-                    if let Some(Some((acc, loss))) = m.get(i) {
-                        obj.insert(format!("val_loss_{who}"), round(*loss));
-                        obj.insert(format!("val_acc_{who}"), round(*acc));
-                    }
-                }
-            }
+            put_metrics(&mut record, "val", &m);
             let primary = m.first().copied().flatten().or(m.get(1).copied().flatten());
             if let (Some(_), Some((_, loss))) = (plan.patience, primary) {
                 let v = stopper.observe(epoch, loss);
