@@ -96,7 +96,8 @@ pub struct Args {
     /// default: every step, or about ten times an epoch with --mirror-only).
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Write the history and summary as JSON to this file (at each epoch's end and at the end).
+    /// Write the history and summary as JSON to this file (at each epoch's end, after every
+    /// step with --checkpoint, and at the end).
     #[arg(long)]
     pub history: Option<PathBuf>,
     /// Checkpoint directory: written after every step; rerunning the same command resumes.
@@ -837,6 +838,9 @@ fn train(a: &Args) -> Result<()> {
                 ck.steps = serde_json::to_string(&steps).context("the step history")?;
                 ck.wall_seconds = wall(&t_start);
                 save(&ck)?;
+                // Checkpointed runs are the long ones: their history so far after every step
+                // (`report` draws it while they run).
+                write_history(&history_json(&ck, &steps, &epochs, None, ck.wall_seconds))?;
             }
         }
         // End of the epoch: validation losses; early stopping on the primary run's.

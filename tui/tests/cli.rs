@@ -705,6 +705,10 @@ fn bench_train_history_checkpoints_and_resumes_with_the_same_history() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // The history so far is there for `report` while a checkpointed run goes on.
+    if t.join("b.json").exists() {
+        assert_eq!(read_json(&t.join("b.json"))["finished"], false);
+    }
     let info = ok(&["inspect", "ck-b/run.ckpt"], t);
     assert!(info.contains("Checkpoint"), "{info}");
     ok(&results_args("6", "ck-b", "b.json"), t);
