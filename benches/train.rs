@@ -3,10 +3,15 @@
 //!
 //! - `hospital`: the hospital-aided refresh, answered in process (so the figure is the cloud's
 //!   compute plus the hospital's decrypt/re-encrypt, without network).
+//! - `bootstrap`: the cloud alone, refreshing by bootstrapping.
 //!
-//! `cargo bench -p blindtuner --bench train` runs `n16_train` at batch 1024 (the cost
-//! point; about 7 GiB of keys) and `n14_train` at batch 256; `BLINDTUNER_BENCH_QUICK=1` (CI)
-//! runs only the insecure toy preset, so the group cannot rot.
+//! `cargo bench -p blindtuner --bench train` runs the hospital mode at `n16_train`, batch 1024
+//! (the cost point; about 11 GiB) and `n14_train`, batch 256, and the bootstrapped
+//! mode on the insecure toy chain. The bootstrapped step at N = 2^16 (`n16_boot`, batch 1024)
+//! takes minutes per iteration and about 15 GiB, so it runs only with
+//! `BLINDTUNER_BENCH_BOOT16=1` (one step of it: `cargo run --release -p blindtuner --example
+//! train_cost -- n16_boot 1024 1 boot`). `BLINDTUNER_BENCH_QUICK=1` (CI) runs only the
+//! insecure toy presets, so neither mode can rot.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,7 +20,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use blindtuner::harness::setup;
+use blindtuner::harness::{setup, setup_bootstrap};
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::params::presets;
 use trainer_core::layout::Layout;
@@ -35,8 +40,28 @@ fn train_step(c: &mut Criterion) {
     } else {
         vec![("n14_train", 256), ("n16_train", 1024)]
     };
+    let mut boot_points: Vec<(&str, usize)> = vec![("toy_insecure_boot_train", 8)];
+    if !quick() && std::env::var_os("BLINDTUNER_BENCH_BOOT16").is_some() {
+        boot_points.push(("n16_boot", 1024));
+    }
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10);
+    for (preset, batch) in boot_points {
+        let params = presets::by_name(preset).unwrap().validate().unwrap();
+        let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
+        let (mut hospital, cloud) = setup_bootstrap(&params, &l, 1).unwrap();
+        let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
+        let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
+        let chunks = packed.map(|v| hospital.encrypt(v).unwrap());
+        let batch_ct = chunks.batch(&idx);
+        let mut trainer = Trainer::new(l, TrainConfig::default());
+        let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
+        let mut be = AutoRefresh::new(cloud, 0);
+        g.bench_function(
+            BenchmarkId::new(format!("bootstrap/{}", params.log_n()), batch),
+            |b| b.iter(|| trainer.step(&mut be, &mut state, &batch_ct).unwrap()),
+        );
+    }
     for (preset, batch) in points {
         let params = presets::by_name(preset).unwrap().validate().unwrap();
         let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
@@ -47,7 +72,8 @@ fn train_step(c: &mut Criterion) {
         let batch_ct = chunks.batch(&idx);
         let mut trainer = Trainer::new(l, TrainConfig::default());
         let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
-        let mut be = AutoRefresh::new(cloud, 2);
+        let mut be =
+            AutoRefresh::new(cloud, 2).with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
         g.bench_function(
             BenchmarkId::new(format!("hospital/{}", params.log_n()), batch),
             |b| b.iter(|| trainer.step(&mut be, &mut state, &batch_ct).unwrap()),

@@ -2,9 +2,13 @@
 //! refreshes, the weights' level after the step, and wall-clock seconds split by operation
 //! kind, one JSON object per step.
 //!
-//! `cargo run --release -p blindtuner --example train_cost -- [preset] [batch] [steps]`
+//! `cargo run --release -p blindtuner --example train_cost -- [preset] [batch] [steps] [mirror]`
 //! (defaults: `n16_train 1024 2`; BloodMNIST fixture features, d = 192, c = 8). Memory: the
-//! N = 2^16 keys for the trainer's 27 rotations take about 7 GiB.
+//! N = 2^16 keys for the trainer's 27 rotations take about 7 GiB. With `mirror` the same steps
+//! run on the plaintext mirror at the preset's levels: the operation and refresh counts in a
+//! second, without keys. `boot` runs the bootstrapped mode (a bootstrappable preset such as
+//! `n16_boot`: about 15 GiB at N = 2^16). `mirror-boot=T` counts the bootstrapped mode's refreshes (top level `T`,
+//! the levels bootstrapping leaves minus one; refresh at level 0).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,10 +17,10 @@ use std::time::Instant;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use blindtuner::harness::setup;
+use blindtuner::harness::{setup, setup_bootstrap};
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::params::presets;
-use trainer_core::backend::Backend;
+use trainer_core::backend::{Backend, Mirror};
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{pack_chunks, shuffled};
@@ -36,10 +40,103 @@ fn main() {
     let tr = common::standardized(&f, "train");
     let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).expect("layout");
     let chunks_per_batch = batch.div_ceil(l.rows);
+    let mode = args.get(3).map(String::as_str);
+    if let Some(m) = mode.filter(|m| m.starts_with("mirror")) {
+        // `mirror-boot=T`: the bootstrapped mode's levels (top T, refresh at level 0).
+        let (top, min_level) = match m.strip_prefix("mirror-boot=") {
+            Some(t) => (t.parse().expect("top level"), 0),
+            None => (trainer_core::ckks::working_top(&params), 2),
+        };
+        let mirror = Mirror::new(l.slots, top);
+        let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
+        let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
+        let chunks = packed.map(|v| mirror.vector(v.to_vec()));
+        let mut trainer = Trainer::new(l, TrainConfig::default());
+        let mut state = trainer.zero_state(|v| mirror.vector(v));
+        let window = window(min_level);
+        let mut be = AutoRefresh::new(mirror, min_level).with_window(window);
+        for step in 0..steps {
+            let c0 = be.counts();
+            let r = trainer
+                .step(&mut be, &mut state, &chunks.batch(&idx))
+                .expect("step");
+            let c = be.counts() - c0;
+            println!(
+                "{{\"preset\":\"{preset}\",\"mirror\":true,\"batch\":{},\"step\":{step},\
+                 \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\"top_level\":{}}}",
+                idx.len() * l.rows,
+                r.ops.mult,
+                r.ops.cmult,
+                r.ops.rot,
+                r.ops.relin,
+                c.refresh,
+                be.top_level()
+            );
+        }
+        return;
+    }
+    if mode == Some("boot") {
+        let t0 = Instant::now();
+        let (hospital, cloud) = setup_bootstrap(&params, &l, 1).expect("bootstrapping keys");
+        eprintln!(
+            "bootstrapped mode: keys {:.1} s, working top level {}",
+            t0.elapsed().as_secs_f64(),
+            cloud.top_level()
+        );
+        return run(
+            preset,
+            &params,
+            &l,
+            &tr,
+            chunks_per_batch,
+            steps,
+            hospital,
+            cloud,
+            0,
+        );
+    }
     let t0 = Instant::now();
-    let (mut hospital, cloud) = setup(&params, &l, 1).expect("keys");
+    let (hospital, cloud) = setup(&params, &l, 1).expect("keys");
     let keygen_s = t0.elapsed().as_secs_f64();
-    let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
+    eprintln!("hospital-aided refresh: keys {keygen_s:.1} s");
+    run(
+        preset,
+        &params,
+        &l,
+        &tr,
+        chunks_per_batch,
+        steps,
+        hospital,
+        cloud,
+        2,
+    );
+}
+
+/// The refresh window: `BLINDTUNER_WINDOW=N` (or `none`); by default the hospital mode's
+/// `HOSPITAL_WINDOW` and none for bootstrapping (`min_level` 0).
+fn window(min_level: usize) -> Option<usize> {
+    match std::env::var("BLINDTUNER_WINDOW") {
+        Ok(w) => w.parse().ok(),
+        Err(_) => (min_level > 0).then_some(trainer_core::refresh::HOSPITAL_WINDOW),
+    }
+}
+
+/// Encrypts the fixture, then times `steps` steps on `cloud` (refreshing at `min_level`).
+#[allow(clippy::too_many_arguments)]
+fn run<R: trainer_core::ckks::Refresher>(
+    preset: &str,
+    params: &fhe_core::params::Params,
+    l: &Layout,
+    tr: &trainer_core::data::Dataset,
+    chunks_per_batch: usize,
+    steps: usize,
+    mut hospital: blindtuner::harness::Hospital,
+    cloud: trainer_core::ckks::CkksBackend<R>,
+    min_level: usize,
+) {
+    let l = *l;
+    let keygen_s = 0.0;
+    let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
     let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
     let t1 = Instant::now();
     let chunks = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
@@ -58,7 +155,8 @@ fn main() {
     );
     let mut trainer = Trainer::new(l, TrainConfig::default());
     let mut state = trainer.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
-    let mut be = AutoRefresh::new(Timed::new(cloud), 2);
+    let window = window(min_level);
+    let mut be = AutoRefresh::new(Timed::new(cloud), min_level).with_window(window);
     for step in 0..steps {
         let b = chunks.batch(&idx);
         let (c0, t0) = (be.counts(), be.inner.times);

@@ -9,11 +9,13 @@ pub use trainer_core;
 pub mod harness {
     //! Both parties in one process, for tests, examples and benchmarks: the hospital's secret
     //! key, encoder and encryption; the cloud's CKKS backend with evaluation keys for a layout
-    //! and the hospital-aided refresh answered in process ([`LocalHospital`]).
+    //! and the hospital-aided refresh answered in process ([`LocalHospital`]), or
+    //! bootstrapping ([`setup_bootstrap`]).
 
     use std::sync::Arc;
 
     use fhe_core::Error;
+    use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
     use fhe_core::ciphertext::Ciphertext;
     use fhe_core::encoding::Encoder;
     use fhe_core::encrypt::{decrypt, encrypt_sk};
@@ -22,7 +24,7 @@ pub mod harness {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use trainer_core::backend::Backend;
-    use trainer_core::ckks::{CkksBackend, LocalHospital, MaskedRefresh};
+    use trainer_core::ckks::{Bootstrap, CkksBackend, LocalHospital, MaskedRefresh};
     use trainer_core::layout::Layout;
 
     /// The refresher of the in-process set-up.
@@ -79,6 +81,35 @@ pub mod harness {
             ),
         );
         let cloud = CkksBackend::new(params, Arc::new(keys), refresher)?;
+        let level = cloud.top_level();
+        let scale = cloud.scale_at(level);
+        let hospital = Hospital {
+            params: params.clone(),
+            sk,
+            encoder: Encoder::new(params, params.max_slots())?,
+            level,
+            scale,
+            rng,
+        };
+        Ok((hospital, cloud))
+    }
+
+    /// The bootstrapped set-up: keys for `layout` plus the bootstrapping keys of `params` (a
+    /// bootstrappable preset), and a cloud backend that refreshes by bootstrapping alone,
+    /// working below the level bootstrapping leaves ([`Bootstrap`]). The hospital encrypts at
+    /// that working level.
+    pub fn setup_bootstrap(
+        params: &Params,
+        layout: &Layout,
+        seed: u64,
+    ) -> Result<(Hospital, CkksBackend<Bootstrap>), Error> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let sk = SecretKey::generate(params, &mut rng)?;
+        let boot = Bootstrapper::new(params, BootstrapConfig::new(params, params.max_slots()))?;
+        let keys = Arc::new(boot.generate_keys(&sk, &layout.all_steps(), &mut rng)?);
+        let after = boot.levels_after();
+        let cloud = CkksBackend::new(params, keys.clone(), Bootstrap::new(params, boot, keys))?
+            .with_top_level(after.saturating_sub(1))?;
         let level = cloud.top_level();
         let scale = cloud.scale_at(level);
         let hospital = Hospital {

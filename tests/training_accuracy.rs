@@ -65,8 +65,10 @@ fn run(fx: Fx, plan: Plan) {
     let (mut t_enc, mut t_mir) = (Trainer::new(l, config.clone()), Trainer::new(l, config));
     let mut s_enc = t_enc.zero_state(|v| encrypt(&v));
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_enc = AutoRefresh::new(ckks, 2);
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
+    let mut be_enc =
+        AutoRefresh::new(ckks, 2).with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
+        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let mut stopping = plan.early_stopping();
     let (mut best_enc, mut best_mir) = (s_enc.w.clone(), s_mir.w.clone());
     let mut exact_epochs = Vec::new();

@@ -265,3 +265,48 @@ fn early_stopping_ends_the_run_and_keeps_the_best_epoch() {
     );
     assert!((r.exact_acc - r.mirror_acc).abs() <= 0.01);
 }
+
+/// A packed softmax over many chunks gives each chunk what a softmax of its own gives, with
+/// one evaluation per `pack_width` chunks.
+#[test]
+fn packed_predictions_equal_per_chunk_predictions() {
+    let f = load(Fx::OrganA).expect("fixture");
+    let tr = split(&f, "train");
+    let st = Standardizer::fit(&tr, 1.0 / (f.dim as f64).sqrt());
+    let tr = st.apply(&tr);
+    let l = Layout::new(SLOTS, tr.features(), tr.classes()).expect("layout");
+    let mirror = Mirror::new(SLOTS, 1000); // deep enough that no refresh happens
+    let mut trainer = Trainer::new(l, TrainConfig::default());
+    let mut state = trainer.zero_state(|v| mirror.vector(v));
+    let mut be = mirror.clone();
+    // A few steps so the weights are not zero; the last chunk is partly used.
+    let idx: Vec<usize> = (0..l.rows * 9 + 17).collect();
+    let b = pack_batch(&l, &mirror, &tr, &idx);
+    for _ in 0..3 {
+        trainer.step(&mut be, &mut state, &b).expect("step");
+    }
+    let c0 = be.counts();
+    let many = trainer
+        .predict_many(&mut be, &state.w, &b.x, &b.rows)
+        .expect("packed");
+    let packed_mults = (be.counts() - c0).relin;
+    let c1 = be.counts();
+    for ((x, &rows), p) in b.x.iter().zip(&b.rows).zip(&many) {
+        let one = trainer
+            .predict(&mut be, &state.w, x, rows)
+            .expect("one chunk");
+        let err = one
+            .values
+            .iter()
+            .zip(&p.values)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-12, "packed vs per chunk: {err}");
+        assert!(p.values.iter().any(|&v| v > 0.0));
+    }
+    let single_mults = (be.counts() - c1).relin;
+    // 10 chunks in packs of 8 (OrganA: c_pad 16, block 256): 2 softmaxes instead of 10.
+    assert_eq!(l.pack_width(), 8);
+    let (chunks, sm) = (b.x.len() as u64, single_mults / b.x.len() as u64 - 1);
+    assert_eq!(packed_mults, chunks + 2 * sm, "relinearisations");
+}

@@ -87,6 +87,23 @@ pub trait Backend {
     }
     /// `v` brought back to the top level (bootstrapping or the hospital-aided refresh).
     fn refresh(&mut self, v: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// `v` at `level` when that is below its own (the levels above are dropped), else `v`.
+    /// No level is consumed beyond the dropped ones; on the encrypted backend every later
+    /// operation on the result is cheaper (fewer primes).
+    fn lower(&mut self, v: &Self::Vector, level: usize) -> Result<Self::Vector, Self::Error>;
+    /// A refreshed copy of `v` when `v` cannot go through `levels` more level-consuming
+    /// operations without an automatic refresh ([`crate::refresh::AutoRefresh`]); `None` when
+    /// it can, or when the backend refreshes nothing by itself. The trainer calls this where
+    /// one vector is about to fan out into many (a packed softmax into its chunks), so that
+    /// one refresh replaces many.
+    fn reserve(
+        &mut self,
+        v: &Self::Vector,
+        levels: usize,
+    ) -> Result<Option<Self::Vector>, Self::Error> {
+        let _ = (v, levels);
+        Ok(None)
+    }
     /// Operations performed so far.
     fn counts(&self) -> OpCounts;
 }
@@ -148,7 +165,7 @@ impl Mirror {
         }
     }
 
-    fn lower(&self, a: &MirrorVector, b: &MirrorVector) -> usize {
+    fn lower_of(&self, a: &MirrorVector, b: &MirrorVector) -> usize {
         a.level.min(b.level)
     }
 
@@ -186,14 +203,14 @@ impl Backend for Mirror {
         self.counts.add += 1;
         Ok(MirrorVector {
             values: Self::zip(a, b, |x, y| x + y),
-            level: self.lower(a, b),
+            level: self.lower_of(a, b),
         })
     }
     fn sub(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
         self.counts.add += 1;
         Ok(MirrorVector {
             values: Self::zip(a, b, |x, y| x - y),
-            level: self.lower(a, b),
+            level: self.lower_of(a, b),
         })
     }
     fn add_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
@@ -260,6 +277,12 @@ impl Backend for Mirror {
         Ok(MirrorVector {
             values,
             level: a.level,
+        })
+    }
+    fn lower(&mut self, v: &MirrorVector, level: usize) -> Result<MirrorVector, MirrorError> {
+        Ok(MirrorVector {
+            values: v.values.clone(),
+            level: v.level.min(level),
         })
     }
     fn refresh(&mut self, v: &MirrorVector) -> Result<MirrorVector, MirrorError> {

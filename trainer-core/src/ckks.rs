@@ -472,6 +472,9 @@ impl<R: Refresher> Backend for CkksBackend<R> {
         self.counts.rot += steps.len() as u64;
         self.eval.rotate_hoisted_new(a, steps, &mut self.scratch)
     }
+    fn lower(&mut self, v: &Ciphertext, level: usize) -> Result<Ciphertext, Error> {
+        self.align(v, level.min(v.level()))
+    }
     fn refresh(&mut self, v: &Ciphertext) -> Result<Ciphertext, Error> {
         self.counts.refresh += 1;
         let fresh = self.refresher.refresh(v)?;

@@ -173,6 +173,34 @@ impl Layout {
         v
     }
 
+    /// Chunks whose logits share one softmax evaluation: `block / (2·c_pad)`. Chunk `j` of a
+    /// pack has its class slots at offset `j ·` [`Self::pack_stride`] of every row block (class
+    /// groups with a zero gap of `c_pad` between them, which the windowed class sum of
+    /// [`Self::class_sum_steps`] needs).
+    pub fn pack_width(&self) -> usize {
+        (self.block / self.pack_stride()).max(1)
+    }
+
+    /// Slot offset between the class groups of two consecutive chunks in a pack: `2·c_pad`.
+    pub fn pack_stride(&self) -> usize {
+        2 * self.c_pad
+    }
+
+    /// Mask (times `factor`) of the real class slots of a pack of chunks: chunk `j`'s class
+    /// slots `j·stride + k`, `k < c`, in its first `rows[j]` rows.
+    pub fn packed_class_mask(&self, rows: &[usize], factor: f64) -> Vec<f64> {
+        let mut v = alloc::vec![0.0; self.slots];
+        let stride = self.pack_stride();
+        for (j, &used) in rows.iter().enumerate().take(self.pack_width()) {
+            for row in v.chunks_exact_mut(self.block).take(used) {
+                for s in row.iter_mut().skip(j * stride).take(self.c) {
+                    *s = factor;
+                }
+            }
+        }
+        v
+    }
+
     /// Mask (times `factor`) of the diagonal positions `j < d_pad` in every row block.
     pub fn diag_mask(&self, factor: f64) -> Vec<f64> {
         let mut v = alloc::vec![0.0; self.slots];
@@ -212,6 +240,12 @@ impl Layout {
         let mut s = doubling(1, 2 * self.c_pad);
         s.push(-(self.c_pad as i64 - 1));
         s
+    }
+
+    /// Rotation steps that sum every slot of a vector into every slot: `1, 2, 4, …, slots/2`
+    /// (all already among the class-sum, block-sum and row-sum steps).
+    pub fn total_sum_steps(&self) -> Vec<i64> {
+        doubling(1, self.slots)
     }
 
     /// The in-row rotations of the data for the diagonal products: `1 … c_pad − 1`.

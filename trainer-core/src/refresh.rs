@@ -12,6 +12,11 @@ use crate::backend::{Backend, OpCounts, PlainId};
 /// Refreshed copies of the two operands of a product (`None`: used as they are).
 type Refreshed<V> = (Option<V>, Option<V>);
 
+/// The window ([`AutoRefresh::window`]) for the hospital-aided refresh: refreshed values keep
+/// 10 levels. At N = 2^16, batch 1024 that roughly halves a step against the full height
+/// (`examples/train_cost.rs`, `BLINDTUNER_WINDOW`), for two to three times the refreshes.
+pub const HOSPITAL_WINDOW: usize = 10;
+
 /// Wraps a backend with the automatic refresh policy.
 #[derive(Clone, Debug)]
 pub struct AutoRefresh<B> {
@@ -20,17 +25,41 @@ pub struct AutoRefresh<B> {
     /// Lowest level a value may be at when it is used by a multiplication. The hospital-aided
     /// refresh masks at this level, so it must leave room for the statistical mask.
     pub min_level: usize,
+    /// Levels a refreshed value keeps above `min_level` (`None`: all, up to the top). Every
+    /// operation's cost grows with the level it runs at, so where a refresh is cheap (the
+    /// hospital's) a short window runs the whole step on few primes; where it is dear
+    /// (bootstrapping) the full height is kept.
+    pub window: Option<usize>,
 }
 
 impl<B: Backend> AutoRefresh<B> {
     /// Wraps `inner`.
     pub fn new(inner: B, min_level: usize) -> Self {
-        Self { inner, min_level }
+        Self {
+            inner,
+            min_level,
+            window: None,
+        }
+    }
+
+    /// With refreshed values lowered to `min_level + window` ([`Self::window`]).
+    pub fn with_window(mut self, window: Option<usize>) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// `v` refreshed, then lowered to the window.
+    fn refreshed(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
+        let r = self.inner.refresh(v)?;
+        match self.window {
+            Some(w) => self.inner.lower(&r, self.min_level.saturating_add(w)),
+            None => Ok(r),
+        }
     }
 
     fn fresh(&mut self, v: &B::Vector) -> Result<Option<B::Vector>, B::Error> {
         if self.inner.level(v) <= self.min_level {
-            Ok(Some(self.inner.refresh(v)?))
+            Ok(Some(self.refreshed(v)?))
         } else {
             Ok(None)
         }
@@ -105,7 +134,69 @@ impl<B: Backend> Backend for AutoRefresh<B> {
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         self.inner.refresh(v)
     }
+    fn lower(&mut self, v: &B::Vector, level: usize) -> Result<B::Vector, B::Error> {
+        self.inner.lower(v, level)
+    }
+    /// Refreshes `v` when it is below `min_level + levels`: the last of `levels` operations in
+    /// a row would otherwise meet it at `min_level` and refresh it then. With a window, a `v`
+    /// above it (a fresh encryption) is lowered into it, so what follows runs on few primes.
+    fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
+        let level = self.inner.level(v);
+        if level < self.min_level + levels {
+            return Ok(Some(self.refreshed(v)?));
+        }
+        match self.window {
+            Some(w) if level > self.min_level + w.max(levels) => {
+                Ok(Some(self.inner.lower(v, self.min_level + w.max(levels))?))
+            }
+            _ => Ok(None),
+        }
+    }
     fn counts(&self) -> OpCounts {
         self.inner.counts()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::backend::Mirror;
+
+    #[test]
+    fn reserve_refreshes_exactly_when_the_levels_would_run_out() {
+        let m = Mirror::new(4, 6);
+        let mut be = AutoRefresh::new(m.clone(), 2);
+        let mut v = m.vector(alloc::vec![0.5; 4]);
+        v.level = 5;
+        // Levels 5, 4, 3 are above the minimum: three operations fit, four do not.
+        assert!(be.reserve(&v, 3).unwrap().is_none());
+        assert_eq!(be.counts().refresh, 0);
+        let r = be.reserve(&v, 4).unwrap().unwrap();
+        assert_eq!((r.level, r.values.clone()), (6, v.values.clone()));
+        assert_eq!(be.counts().refresh, 1);
+        // What reserve promised: `levels` multiplications without an automatic refresh.
+        let mut w = r;
+        for _ in 0..4 {
+            w = be.mul_const(&w, 1.0).unwrap();
+        }
+        assert_eq!((w.level, be.counts().refresh), (2, 1));
+        // With a window, refreshed values land at min_level + window, and values above it are
+        // lowered into it.
+        let mut wb = AutoRefresh::new(Mirror::new(4, 20), 2).with_window(Some(5));
+        let r = wb.reserve(&v, 4).unwrap().unwrap();
+        assert_eq!(r.level, 7);
+        let mut high = m.vector(alloc::vec![0.5; 4]);
+        high.level = 20;
+        assert_eq!(wb.reserve(&high, 2).unwrap().unwrap().level, 7);
+        assert_eq!(wb.reserve(&high, 9).unwrap().unwrap().level, 11);
+        assert_eq!(wb.counts().refresh, 1);
+        let mut low = m.vector(alloc::vec![0.5; 4]);
+        low.level = 2;
+        let f = wb.mul_const(&low, 1.0).unwrap();
+        assert_eq!((f.level, wb.counts().refresh), (6, 2));
+        // The plain mirror refreshes nothing by itself.
+        let mut plain = m.clone();
+        assert!(plain.reserve(&v, 100).unwrap().is_none());
     }
 }

@@ -7,15 +7,23 @@
 //! 1. `a = E(u)·mask / hi₀` where `E` is the degree-[`SoftmaxApprox::exp_degree`] Chebyshev
 //!    interpolant of `exp` on `[−1, 1]` (so `a ≈ exp(z/B)`), `hi₀ = c·e`. The mask and `1/hi₀`
 //!    are folded into the coefficients (plaintext multiplications), so padded slots are exactly 0.
-//! 2. `p = a / Σ_class a`: the class sum `S ∈ [c/e, c·e]/hi₀ ⊂ (0, 1]` (for `|z| ≤ B`), and
-//!    `1/S` by Goldschmidt's iteration `1/S = Π_j (1 + ε^(2^j))`, `ε = 1 − S`, with
-//!    [`SoftmaxApprox::first_steps`] factors (error `ε^(2^k)`).
-//! 3. `r` rounds of `p ← p² / Σ p²` (`Σ p² ∈ [1/c, 1]`), each inverse with
-//!    [`SoftmaxApprox::round_steps`] Goldschmidt factors. After the rounds `p ≈ softmax(z)`
-//!    (`softmax(z/B)^B` renormalised).
+//! 2. `p = a / Σ_class a`: the class sum `S ∈ [lo, hi] = [E(−1), E(1)]/e` (for `|z| ≤ B`), and
+//!    `1/S` by **centred Goldschmidt**: with `α = 2/(lo + hi)` and `ε = 1 − αS`
+//!    (`|ε| ≤ (hi − lo)/(hi + lo)`), `1/S = α Π_j (1 + ε^(2^j))`, with
+//!    [`SoftmaxApprox::first_steps`] factors (relative error `−ε^(2^k)`, never above 1). The
+//!    factor `α` costs no level: `α(1 + ε)` is a second constant product of `S`, beside `ε`.
+//! 3. `r` rounds of `p ← p² / Σ p²`, each inverse centred on its own range: if the previous
+//!    normalisation left `Σ p ∈ [σ, 1]`, then `Σ p² ∈ [σ²/c, 1]`. The first `r − 1` rounds use
+//!    [`SoftmaxApprox::round_steps`] factors, the last [`SoftmaxApprox::last_steps`]. After the
+//!    rounds `p ≈ softmax(z)` (`softmax(z/B)^B` renormalised).
+//!
+//! Each normalisation multiplies a row by one scalar, and the next round's `p²/Σp²` does not
+//! see a common factor, so only the **last** normalisation's error reaches the output; the
+//! earlier ones only have to keep the next range inside Goldschmidt's `(0, 2/α)`, which the
+//! constants guarantee ([`SoftmaxApprox::centres`] computes every `α` and range).
 //!
 //! Every range above is guaranteed for `|z| ≤ B`; beyond it the iteration still converges
-//! while `S < 2`. Depth: `⌈log2(deg+1)⌉ + 1` for the exponential, `k + 1` per normalisation.
+//! while `αS < 2`. Depth: `⌈log2(deg+1)⌉ + 1` for the exponential, `k + 1` per normalisation.
 
 use alloc::vec::Vec;
 
@@ -28,19 +36,53 @@ pub struct SoftmaxApprox {
     pub rounds: u32,
     /// Degree of the exponential's Chebyshev interpolant on `[−1, 1]`.
     pub exp_degree: usize,
-    /// Goldschmidt factors of the first normalisation (range `[e^-2, 1]`).
+    /// Goldschmidt factors of the first normalisation (range about `[e^-2, 1]`; its error
+    /// cancels in the next round, so few factors do).
     pub first_steps: u32,
-    /// Goldschmidt factors of each squaring round's normalisation (range `[1/c, 1]`).
+    /// Goldschmidt factors of the normalisation of every squaring round but the last (range
+    /// about `[1/c, 1]`; errors cancel as above).
     pub round_steps: u32,
+    /// Goldschmidt factors of the last round's normalisation: its relative error `ε^(2^k)`
+    /// (`|ε| ≤ (c − 1)/(c + 1)` about) is the output's.
+    pub last_steps: u32,
 }
 
 impl Default for SoftmaxApprox {
+    /// `r = 4` (`B = 16`), degree 7, factors 4 / 5 / 6: depth 38, 55 products. For `c ≤ 11`
+    /// the last normalisation's relative error is below `1e-5`.
     fn default() -> Self {
         Self {
             rounds: 4,
             exp_degree: 7,
-            first_steps: 6,
-            round_steps: 7,
+            first_steps: 4,
+            round_steps: 5,
+            last_steps: 6,
+        }
+    }
+}
+
+/// One normalisation's constants: `α`, the range `[lo, hi]` of the sum it divides by, and the
+/// lower bound `σ` of the row sum it leaves (`Σ p ∈ [σ, 1]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Centre {
+    /// The centring factor `2/(lo + hi)`.
+    pub alpha: f64,
+    /// Lowest sum.
+    pub lo: f64,
+    /// Highest sum.
+    pub hi: f64,
+    /// Lowest row sum after the normalisation.
+    pub sigma: f64,
+}
+
+impl Centre {
+    fn new(lo: f64, hi: f64, steps: u32) -> Self {
+        let eps = (hi - lo) / (hi + lo);
+        Self {
+            alpha: 2.0 / (lo + hi),
+            lo,
+            hi,
+            sigma: 1.0 - libm::pow(eps, libm::exp2(f64::from(steps))),
         }
     }
 }
@@ -55,7 +97,45 @@ impl SoftmaxApprox {
     pub fn depth(&self) -> usize {
         let exp = (usize::BITS - self.exp_degree.leading_zeros()) as usize + 1;
         exp + (self.first_steps as usize + 1)
-            + self.rounds as usize * (self.round_steps as usize + 2)
+            + self.rounds.saturating_sub(1) as usize * (self.round_steps as usize + 2)
+            + usize::from(self.rounds > 0) * (self.last_steps as usize + 2)
+    }
+
+    /// Goldschmidt factors of each normalisation: the first, then one per round.
+    pub fn steps(&self) -> Vec<u32> {
+        let mut v = alloc::vec![self.first_steps];
+        for j in 0..self.rounds {
+            v.push(if j + 1 == self.rounds {
+                self.last_steps
+            } else {
+                self.round_steps
+            });
+        }
+        v
+    }
+
+    /// The constants of every normalisation for `classes` real classes (see the module docs):
+    /// the first divides by `S ∈ [E(−1), E(1)]/e`, round `j` by `Σp² ∈ [σ²/c, 1]` with `σ` what
+    /// the previous normalisation leaves.
+    pub fn centres(&self, classes: usize) -> Vec<Centre> {
+        let coeffs = self.exp_coefficients();
+        let e = core::f64::consts::E;
+        let c = classes.max(1) as f64;
+        let steps = self.steps();
+        let mut out = Vec::with_capacity(steps.len());
+        let mut it = steps.into_iter();
+        if let Some(k) = it.next() {
+            out.push(Centre::new(
+                horner(&coeffs, -1.0) / e,
+                horner(&coeffs, 1.0) / e,
+                k,
+            ));
+        }
+        for k in it {
+            let sigma = out.last().map_or(1.0, |p: &Centre| p.sigma);
+            out.push(Centre::new(sigma * sigma / c, 1.0, k));
+        }
+        out
     }
 
     /// Power-basis coefficients of the Chebyshev interpolant of `exp` on `[−1, 1]`.
@@ -71,10 +151,11 @@ impl SoftmaxApprox {
         let coeffs = self.exp_coefficients();
         let hi = c * core::f64::consts::E;
         let mut p: Vec<f64> = z.iter().map(|&v| horner(&coeffs, v / b) / hi).collect();
-        normalise_ref(&mut p, self.first_steps);
-        for _ in 0..self.rounds {
-            p.iter_mut().for_each(|v| *v *= *v);
-            normalise_ref(&mut p, self.round_steps);
+        for (j, (centre, steps)) in self.centres(z.len()).iter().zip(self.steps()).enumerate() {
+            if j > 0 {
+                p.iter_mut().for_each(|v| *v *= *v);
+            }
+            normalise_ref(&mut p, centre.alpha, steps);
         }
         p
     }
@@ -84,10 +165,10 @@ fn horner(coeffs: &[f64], x: f64) -> f64 {
     coeffs.iter().rev().fold(0.0, |acc, &c| acc * x + c)
 }
 
-fn normalise_ref(p: &mut [f64], steps: u32) {
+fn normalise_ref(p: &mut [f64], alpha: f64, steps: u32) {
     let s: f64 = p.iter().sum();
-    let mut eps = 1.0 - s;
-    let mut prod = 1.0 + eps;
+    let mut eps = 1.0 - alpha * s;
+    let mut prod = alpha * (2.0 - alpha * s);
     for _ in 1..steps {
         eps *= eps;
         prod *= 1.0 + eps;
@@ -153,8 +234,10 @@ pub struct SoftmaxPlains {
     pub exp_terms: Vec<PlainId>,
     /// `coeff_0 · mask / hi₀` (added).
     pub exp_const: PlainId,
-    /// The class mask (for `1 − S` on the class slots only).
+    /// The class mask (1 on the class slots of the used rows).
     pub mask: PlainId,
+    /// Per normalisation: `α` ([`SoftmaxApprox::centres`]), `−α·mask` and `−α²·mask`.
+    pub centres: Vec<(f64, PlainId, PlainId)>,
 }
 
 /// Evaluates the powers `x^1 … x^deg` with minimal depth (`x^k = x^(2^a) · x^(k − 2^a)`).
@@ -197,22 +280,26 @@ pub fn class_sum<B: Backend>(
     be.rotate(&acc, shift)
 }
 
-/// `x · (1/S)` by Goldschmidt with `steps` factors, where `S` (in `(0, 2)` on the class slots)
-/// is the class sum of `x`.
+/// `x · (1/S)` by centred Goldschmidt with `steps` factors, where `S` (in `(0, 2/α)` on the
+/// class slots) is the class sum of `x`.
 fn normalise<B: Backend>(
     be: &mut B,
     x: &B::Vector,
-    mask: PlainId,
+    plains: &SoftmaxPlains,
+    centre: (f64, PlainId, PlainId),
     sum_steps: &[i64],
     steps: u32,
 ) -> Result<B::Vector, B::Error> {
+    let (alpha, neg_alpha, neg_alpha_sq) = centre;
     let s = class_sum(be, x, sum_steps)?;
-    // ε = 1 − S on every slot (padded slots get 1 − S there too; x is zero there, so the
-    // product stays zero).
-    let neg = be.mul_const(&s, -1.0)?;
-    let _ = mask;
-    let mut eps = be.add_const(&neg, 1.0)?;
-    let mut prod = be.add_const(&eps, 1.0)?;
+    // ε = 1 − αS on the class slots and 0 elsewhere, α(1 + ε) = 2α − α²S (2α elsewhere): one
+    // plaintext product of S each. Off the class slots every factor is then 1 and the
+    // product stays 2α: nothing there grows to 2^k, which would cost a bootstrapping
+    // precision in every slot (its error scales with the largest coefficient).
+    let neg = be.mul_plain(&s, neg_alpha)?;
+    let mut eps = be.add_plain(&neg, plains.mask)?;
+    let first = be.mul_plain(&s, neg_alpha_sq)?;
+    let mut prod = be.add_const(&first, 2.0 * alpha)?;
     for _ in 1..steps {
         eps = be.mul(&eps, &eps)?;
         let factor = be.add_const(&eps, 1.0)?;
@@ -241,11 +328,12 @@ pub fn evaluate<B: Backend>(
     let Some(terms) = acc else {
         return Ok(u.clone());
     };
-    let a = be.add_plain(&terms, plains.exp_const)?;
-    let mut p = normalise(be, &a, plains.mask, sum_steps, approx.first_steps)?;
-    for _ in 0..approx.rounds {
-        let sq = be.mul(&p, &p)?;
-        p = normalise(be, &sq, plains.mask, sum_steps, approx.round_steps)?;
+    let mut p = be.add_plain(&terms, plains.exp_const)?;
+    for (j, (&centre, steps)) in plains.centres.iter().zip(approx.steps()).enumerate() {
+        if j > 0 {
+            p = be.mul(&p, &p)?;
+        }
+        p = normalise(be, &p, plains, centre, sum_steps, steps)?;
     }
     Ok(p)
 }
@@ -264,6 +352,50 @@ mod tests {
                 .fold(0.0, f64::max);
             assert!(worst < tol, "degree {deg}: {worst}");
         }
+    }
+
+    #[test]
+    fn centred_constants_keep_every_range_and_only_the_last_error_counts() {
+        let a = SoftmaxApprox::default();
+        assert_eq!(a.depth(), 38);
+        for c in 2..=16 {
+            let centres = a.centres(c);
+            assert_eq!(centres.len(), 1 + a.rounds as usize);
+            for (j, ct) in centres.iter().enumerate() {
+                // Goldschmidt converges: α·S stays in (0, 2) over the whole range.
+                assert!(
+                    ct.alpha * ct.lo > 0.0 && ct.alpha * ct.hi < 2.0,
+                    "c {c} #{j} {ct:?}"
+                );
+                assert!(ct.sigma > 0.9 && ct.sigma <= 1.0, "c {c} #{j} {ct:?}");
+            }
+        }
+        // The last normalisation's bound for the datasets' class counts.
+        for c in [8, 10, 11] {
+            let last = a.centres(c).last().copied().unwrap();
+            assert!(1.0 - last.sigma < 1e-5, "c {c}: {last:?}");
+        }
+        // Coarse intermediate normalisations change the output by no more than the last
+        // one's error: the row factors cancel.
+        let fine = SoftmaxApprox {
+            first_steps: 12,
+            round_steps: 12,
+            last_steps: 12,
+            ..a.clone()
+        };
+        let z = [12.0, -15.0, 3.0, 0.5, -2.0, 7.0, 14.0, 0.0, 1.0, -8.0, 2.0];
+        let (p, q) = (a.reference(&z), fine.reference(&z));
+        let err = p
+            .iter()
+            .zip(&q)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-5, "coarse vs fine: {err}");
+        let uniform = a.reference(&[0.0; 11]);
+        assert!(
+            uniform.iter().all(|&v| (v - 1.0 / 11.0).abs() < 1e-6),
+            "{uniform:?}"
+        );
     }
 
     #[test]

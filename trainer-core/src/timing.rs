@@ -114,6 +114,12 @@ impl<B: Backend> Backend for Timed<B> {
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         timed(&mut self.times.refresh, || self.inner.refresh(v))
     }
+    fn lower(&mut self, v: &B::Vector, level: usize) -> Result<B::Vector, B::Error> {
+        timed(&mut self.times.cmult, || self.inner.lower(v, level))
+    }
+    fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
+        timed(&mut self.times.refresh, || self.inner.reserve(v, levels))
+    }
     fn counts(&self) -> OpCounts {
         self.inner.counts()
     }

@@ -2,11 +2,19 @@
 //! [`crate::layout`].
 //!
 //! Per step, for each data vector (chunk of `rows` samples) `X` with labels `Y`:
-//! 1. `rot(X, i)` for `i < c_pad` (hoisted);
+//! 1. `X` lowered to the weights' level (the products are taken there, and rotations of fewer
+//!    primes are cheaper), then `rot(X, i)` for `i < c_pad` (hoisted);
 //! 2. logits: `t = Σ_i diag_i(Wₗ) ⊙ rot(X, i)` (one relinearisation), block sum
 //!    (`log2(block/c_pad)` rotations), `u = t ⊙ mask/B` (class slots of the used rows);
-//! 3. `P = softmax(u)` ([`crate::softmax`]); `E = P − Y`; `Ẽ` = `E` replicated over the
-//!    diagonal width (`log2(block/c_pad)` rotations);
+//! 3. **packed softmax**: the logits of up to [`Layout::pack_width`] chunks are moved into one
+//!    vector (chunk `j`'s class slots shifted right by `j·2c_pad`: a tree of `n − 1` rotations
+//!    by `−2c_pad·2^t`), one `P = softmax(U)` ([`crate::softmax`]) serves them all, and a tree
+//!    of `n − 1` rotations by `+2c_pad·2^t` and a class mask per chunk (one level, skipped for
+//!    a single chunk) give each chunk its `P_j` back. Every step is already a rotation key of
+//!    the layout. The softmax dominates a step's multiplications, so this divides them by up
+//!    to `pack_width` (16 for 8 classes in 256-slot rows);
+//! 4. `E = P − Y`; `Ẽ` = `E` replicated over the diagonal width (`log2(block/c_pad)`
+//!    rotations);
 //!
 //! then for each diagonal `i`: `G_i = Σ_chunks Ẽ ⊙ rot(X, i)` (one relinearisation) summed over
 //! the rows (`log2(rows)` rotations, which also replicates it), and the NAG update
@@ -72,7 +80,8 @@ pub struct Trainer {
     layout: Layout,
     config: TrainConfig,
     logit_masks: BTreeMap<usize, PlainId>,
-    softmax_plains: BTreeMap<usize, SoftmaxPlains>,
+    unit_masks: BTreeMap<usize, PlainId>,
+    softmax_plains: BTreeMap<Vec<usize>, SoftmaxPlains>,
     grad_masks: BTreeMap<u64, PlainId>,
 }
 
@@ -83,6 +92,7 @@ impl Trainer {
             layout,
             config,
             logit_masks: BTreeMap::new(),
+            unit_masks: BTreeMap::new(),
             softmax_plains: BTreeMap::new(),
             grad_masks: BTreeMap::new(),
         }
@@ -117,23 +127,45 @@ impl Trainer {
             .or_insert_with(|| be.plain(l.class_mask(rows, 1.0 / b)))
     }
 
-    fn softmax_plains<B: Backend>(&mut self, be: &mut B, rows: usize) -> SoftmaxPlains {
+    /// The class mask of the used rows of one chunk (unpacking a packed softmax).
+    fn unit_mask<B: Backend>(&mut self, be: &mut B, rows: usize) -> PlainId {
+        let l = self.layout;
+        *self
+            .unit_masks
+            .entry(rows)
+            .or_insert_with(|| be.plain(l.class_mask(rows, 1.0)))
+    }
+
+    /// The softmax operands of a pack of chunks with `rows` used rows each.
+    fn softmax_plains<B: Backend>(&mut self, be: &mut B, rows: &[usize]) -> SoftmaxPlains {
         let l = self.layout;
         let approx = self.config.softmax.clone();
         self.softmax_plains
-            .entry(rows)
+            .entry(rows.to_vec())
             .or_insert_with(|| {
                 let coeffs = approx.exp_coefficients();
                 let hi = l.c as f64 * core::f64::consts::E;
                 let mut it = coeffs.iter().map(|c| c / hi);
                 let c0 = it.next().unwrap_or(0.0);
-                let exp_const = be.plain(l.class_mask(rows, c0));
-                let exp_terms = it.map(|ck| be.plain(l.class_mask(rows, ck))).collect();
-                let mask = be.plain(l.class_mask(rows, 1.0));
+                let exp_const = be.plain(l.packed_class_mask(rows, c0));
+                let exp_terms = it
+                    .map(|ck| be.plain(l.packed_class_mask(rows, ck)))
+                    .collect();
+                let centres = approx
+                    .centres(l.c)
+                    .iter()
+                    .map(|c| {
+                        let a = c.alpha;
+                        let neg = be.plain(l.packed_class_mask(rows, -a));
+                        let neg_sq = be.plain(l.packed_class_mask(rows, -a * a));
+                        (a, neg, neg_sq)
+                    })
+                    .collect();
                 SoftmaxPlains {
                     exp_terms,
                     exp_const,
-                    mask,
+                    mask: be.plain(l.packed_class_mask(rows, 1.0)),
+                    centres,
                 }
             })
             .clone()
@@ -165,16 +197,119 @@ impl Trainer {
         be.mul_plain(&t, mask)
     }
 
-    /// `X` and its in-row rotations by `1 … c_pad − 1`.
-    fn rotations<B: Backend>(&self, be: &mut B, x: &B::Vector) -> Result<Vec<B::Vector>, B::Error> {
+    /// `X`, lowered to `level` (the weights' level: the products are taken there anyway, and
+    /// rotations of fewer primes are cheaper), and its in-row rotations by `1 … c_pad − 1`.
+    fn rotations<B: Backend>(
+        &self,
+        be: &mut B,
+        x: &B::Vector,
+        level: usize,
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        let x = be.lower(x, level)?;
         let mut rx = Vec::with_capacity(self.layout.c_pad);
-        rx.push(x.clone());
-        rx.extend(be.rotate_many(x, &self.layout.diag_steps())?);
+        rx.extend(be.rotate_many(&x, &self.layout.diag_steps())?);
+        rx.insert(0, x);
         Ok(rx)
     }
 
-    /// Approximate class probabilities of one chunk under the weights `w` (zero outside the
-    /// class slots of the used rows). Encrypted inference uses this.
+    /// The weights ready for the logit products: each refreshed if it could not absorb the
+    /// two levels of the logits (the product and the mask, [`Backend::reserve`]), and the
+    /// lowest level among them.
+    fn ready<B: Backend>(be: &mut B, w: &[B::Vector]) -> Result<(Vec<B::Vector>, usize), B::Error> {
+        let mut out = Vec::with_capacity(w.len());
+        for v in w {
+            out.push(be.reserve(v, 2)?.unwrap_or_else(|| v.clone()));
+        }
+        let level = out.iter().map(|v| be.level(v)).min().unwrap_or(0);
+        Ok((out, level))
+    }
+
+    /// The packed softmax of a pack of chunks' logits `us` (`rows` used rows each, at most
+    /// [`Layout::pack_width`] chunks), still packed.
+    fn packed_softmax<B: Backend>(
+        &mut self,
+        be: &mut B,
+        us: Vec<B::Vector>,
+        rows: &[usize],
+    ) -> Result<Option<B::Vector>, B::Error> {
+        match pack(be, us, self.layout.pack_stride())? {
+            Some(u) => self.softmax_of(be, &u, rows).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The softmax of packed logits `u` of chunks with `rows` used rows each.
+    fn softmax_of<B: Backend>(
+        &mut self,
+        be: &mut B,
+        u: &B::Vector,
+        rows: &[usize],
+    ) -> Result<B::Vector, B::Error> {
+        let plains = self.softmax_plains(be, rows);
+        softmax::evaluate(
+            be,
+            &self.config.softmax,
+            &plains,
+            u,
+            &self.layout.class_sum_steps(),
+        )
+    }
+
+    /// Approximate class probabilities of chunks whose logits are `us` (`rows` used rows
+    /// each): one packed softmax per [`Layout::pack_width`] chunks, unpacked (each chunk's
+    /// probabilities at its class slots, zero elsewhere). The packed probabilities are first
+    /// given room for the unpacking mask and `tail` more levels ([`Backend::reserve`]): one
+    /// refresh there replaces one per chunk later.
+    fn probabilities<B: Backend>(
+        &mut self,
+        be: &mut B,
+        us: Vec<B::Vector>,
+        rows: &[usize],
+        tail: usize,
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        let (width, stride) = (self.layout.pack_width(), self.layout.pack_stride());
+        let mut out = Vec::with_capacity(us.len());
+        let mut us = us.into_iter();
+        for group in rows.chunks(width) {
+            let parts: Vec<B::Vector> = us.by_ref().take(group.len()).collect();
+            let n = parts.len();
+            let Some(p) = self.packed_softmax(be, parts, group)? else {
+                continue;
+            };
+            if n == 1 {
+                // A single chunk's softmax is already zero outside its class slots.
+                out.push(p);
+                continue;
+            }
+            let p = be.reserve(&p, 1 + tail)?.unwrap_or(p);
+            for (part, &r) in unpack(be, p, n, stride)?.iter().zip(group) {
+                let m = self.unit_mask(be, r);
+                out.push(be.mul_plain(part, m)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Approximate class probabilities of chunks `xs` (`rows` used rows each) under the
+    /// weights `w`, zero outside each chunk's class slots of the used rows. Encrypted
+    /// inference uses this; [`Layout::pack_width`] chunks share one softmax.
+    pub fn predict_many<B: Backend>(
+        &mut self,
+        be: &mut B,
+        w: &[B::Vector],
+        xs: &[B::Vector],
+        rows: &[usize],
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        let (w, level) = Self::ready(be, w)?;
+        let mut us = Vec::with_capacity(xs.len());
+        for (x, &r) in xs.iter().zip(rows) {
+            let rx = self.rotations(be, x, level)?;
+            us.push(self.logits(be, &w, &rx, r)?);
+        }
+        self.probabilities(be, us, rows, 0)
+    }
+
+    /// [`Self::predict_many`] of one chunk.
     pub fn predict<B: Backend>(
         &mut self,
         be: &mut B,
@@ -182,16 +317,10 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let rx = self.rotations(be, x)?;
-        let u = self.logits(be, w, &rx, rows)?;
-        let plains = self.softmax_plains(be, rows);
-        softmax::evaluate(
-            be,
-            &self.config.softmax,
-            &plains,
-            &u,
-            &self.layout.class_sum_steps(),
-        )
+        let (w, level) = Self::ready(be, w)?;
+        let rx = self.rotations(be, x, level)?;
+        let u = self.logits(be, &w, &rx, rows)?;
+        self.softmax_of(be, &u, &[rows])
     }
 
     /// Logits (scaled by `1/B`) of one chunk under `w`: argmax-ready scores.
@@ -202,18 +331,19 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let rx = self.rotations(be, x)?;
-        self.logits(be, w, &rx, rows)
+        let (w, level) = Self::ready(be, w)?;
+        let rx = self.rotations(be, x, level)?;
+        self.logits(be, &w, &rx, rows)
     }
 
     /// The encrypted mean Brier score `(1/n) Σ_samples Σ_k (p_k − y_k)²` of the approximate
-    /// softmax under `w` over the validation chunks `val`, in slot 0 (and every class slot).
-    /// The hospital decrypts this one number per epoch
+    /// softmax under `w` over the validation chunks `val`, in every slot (the hospital reads
+    /// slot 0). The hospital decrypts this one number per epoch
     /// ([`crate::session::EarlyStopping`]).
     ///
-    /// Per chunk: the prediction ([`Self::predict`]), `d = P − Y`, `d ⊙ d` (one level), the
-    /// class sum and the row sum by rotations; chunk results are added and scaled by `1/n`
-    /// (one level). `None` when `val` has no chunks.
+    /// Per pack of [`Layout::pack_width`] chunks: the packed softmax, the labels packed the
+    /// same way, `d = P − Y`, `d ⊙ d` (one level) and the sum of all slots by rotations; pack
+    /// results are added and scaled by `1/n` (one level). `None` when `val` has no chunks.
     pub fn validation_loss<B: Backend>(
         &mut self,
         be: &mut B,
@@ -221,13 +351,30 @@ impl Trainer {
         val: &Chunks<B::Vector>,
     ) -> Result<Option<B::Vector>, B::Error> {
         let l = self.layout;
+        let width = l.pack_width();
+        let (w, level) = Self::ready(be, w)?;
         let mut acc: Option<B::Vector> = None;
-        for ((x, y), &rows) in val.x.iter().zip(&val.y).zip(&val.rows) {
-            let p = self.predict(be, w, x, rows)?;
-            let d = be.sub(&p, y)?;
+        for ((xs, ys), rows) in val
+            .x
+            .chunks(width)
+            .zip(val.y.chunks(width))
+            .zip(val.rows.chunks(width))
+        {
+            let mut us = Vec::with_capacity(xs.len());
+            for (x, &r) in xs.iter().zip(rows) {
+                let rx = self.rotations(be, x, level)?;
+                us.push(self.logits(be, &w, &rx, r)?);
+            }
+            let (Some(p), Some(y)) = (
+                self.packed_softmax(be, us, rows)?,
+                pack(be, ys.to_vec(), l.pack_stride())?,
+            ) else {
+                continue;
+            };
+            let d = be.sub(&p, &y)?;
             let sq = be.mul(&d, &d)?;
-            let mut s = softmax::class_sum(be, &sq, &l.class_sum_steps())?;
-            for st in l.row_sum_steps() {
+            let mut s = sq;
+            for st in l.total_sum_steps() {
                 let r = be.rotate(&s, st)?;
                 s = be.add(&s, &r)?;
             }
@@ -249,19 +396,24 @@ impl Trainer {
     ) -> Result<StepReport, B::Error> {
         let before = be.counts();
         let l = self.layout;
+        let (look, level) = Self::ready(be, &state.look)?;
+        state.look = look;
         let mut rxs = Vec::with_capacity(batch.x.len());
+        let mut us = Vec::with_capacity(batch.x.len());
+        for (x, &rows) in batch.x.iter().zip(&batch.rows) {
+            let rx = self.rotations(be, x, level)?;
+            us.push(self.logits(be, &state.look, &rx, rows)?);
+            rxs.push(rx);
+        }
+        // After the unpacking mask: the gradient product, its mask and the momentum step.
+        let probs = self.probabilities(be, us, &batch.rows, 3)?;
         let mut errs = Vec::with_capacity(batch.x.len());
-        for ((x, y), &rows) in batch.x.iter().zip(&batch.y).zip(&batch.rows) {
-            let rx = self.rotations(be, x)?;
-            let u = self.logits(be, &state.look, &rx, rows)?;
-            let plains = self.softmax_plains(be, rows);
-            let p = softmax::evaluate(be, &self.config.softmax, &plains, &u, &l.class_sum_steps())?;
-            let mut e = be.sub(&p, y)?;
+        for (p, y) in probs.iter().zip(&batch.y) {
+            let mut e = be.sub(p, y)?;
             for s in l.replicate_steps() {
                 let r = be.rotate(&e, s)?;
                 e = be.add(&e, &r)?;
             }
-            rxs.push(rx);
             errs.push(e);
         }
         let t = state.step;
@@ -301,6 +453,64 @@ impl Trainer {
     }
 }
 
+/// Packs `parts` (each zero outside its class slots) into one vector, part `j` shifted right by
+/// `j·stride` slots: pairs are joined level by level, the right one rotated by
+/// `−stride·2^t` (`n − 1` rotations). `None` for no parts.
+fn pack<B: Backend>(
+    be: &mut B,
+    parts: Vec<B::Vector>,
+    stride: usize,
+) -> Result<Option<B::Vector>, B::Error> {
+    let mut items = parts;
+    let mut span = 1usize;
+    while items.len() > 1 {
+        let mut next = Vec::with_capacity(items.len().div_ceil(2));
+        let mut it = items.into_iter();
+        while let Some(a) = it.next() {
+            match it.next() {
+                Some(b) => {
+                    let r = be.rotate(&b, -((stride * span) as i64))?;
+                    next.push(be.add(&a, &r)?);
+                }
+                None => next.push(a),
+            }
+        }
+        items = next;
+        span *= 2;
+    }
+    Ok(items.into_iter().next())
+}
+
+/// The inverse of [`pack`] up to a mask: `rot(p, j·stride)` for `j < n` (part `j` back at
+/// offset 0, the other parts elsewhere), by a tree of `n − 1` rotations by `+stride·2^t`.
+fn unpack<B: Backend>(
+    be: &mut B,
+    p: B::Vector,
+    n: usize,
+    stride: usize,
+) -> Result<Vec<B::Vector>, B::Error> {
+    let mut items: Vec<(usize, B::Vector)> = alloc::vec![(0, p)];
+    let mut span = n.next_power_of_two() / 2;
+    while span >= 1 {
+        let mut next = Vec::with_capacity(2 * items.len());
+        for (offset, v) in items {
+            let far = offset + span;
+            let r = if far < n {
+                Some(be.rotate(&v, (stride * span) as i64)?)
+            } else {
+                None
+            };
+            next.push((offset, v));
+            if let Some(r) = r {
+                next.push((far, r));
+            }
+        }
+        items = next;
+        span /= 2;
+    }
+    Ok(items.into_iter().map(|(_, v)| v).collect())
+}
+
 /// The operation counts of one step predicted from the layout (refreshes excluded): `chunks`
 /// data vectors, softmax constants `approx`.
 pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox) -> OpCounts {
@@ -311,19 +521,93 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox) -> Op
     let normalisations = 1 + u64::from(approx.rounds);
     let deg = approx.exp_degree as u64;
     // Softmax: powers (deg − 1 mults), per normalisation: steps − 1 squarings of ε and as many
-    // products, the final multiply, and one squaring per round.
+    // products, the final multiply, and one squaring per round; two constant products (ε and
+    // α(1 + ε)) per normalisation.
     let sm_mult = (deg - 1)
-        + (u64::from(approx.first_steps) - 1) * 2
-        + 1
-        + u64::from(approx.rounds) * (1 + (u64::from(approx.round_steps) - 1) * 2 + 1);
-    let sm_cmult = deg + normalisations;
+        + approx
+            .steps()
+            .iter()
+            .map(|&k| (u64::from(k) - 1) * 2 + 1)
+            .sum::<u64>()
+        + u64::from(approx.rounds);
+    let sm_cmult = deg + 2 * normalisations;
     let sm_rot = normalisations * class_sum;
+    // Packs of `pack_width` chunks share one softmax; each chunk of a pack of two or more is
+    // unpacked by a class mask, and a pack of n costs n − 1 rotations in and n − 1 out.
+    let width = l.pack_width() as u64;
+    let packs = chunks.div_ceil(width);
+    let full = chunks / width;
+    let rest = chunks % width;
+    let unpacked = full * if width > 1 { width } else { 0 } + if rest > 1 { rest } else { 0 };
+    let pack_rot = 2 * (chunks - packs);
     OpCounts {
-        mult: chunks * (c_pad + sm_mult) + chunks * c_pad,
-        cmult: chunks * (1 + sm_cmult) + c_pad * 3,
-        rot: chunks * ((c_pad - 1) + block_sum + sm_rot + block_sum) + c_pad * lg(l.rows),
-        relin: chunks * (1 + sm_mult) + c_pad,
+        mult: chunks * c_pad + packs * sm_mult + chunks * c_pad,
+        cmult: chunks + packs * sm_cmult + unpacked + c_pad * 3,
+        rot: chunks * ((c_pad - 1) + block_sum + block_sum)
+            + packs * sm_rot
+            + pack_rot
+            + c_pad * lg(l.rows),
+        relin: chunks + packs * sm_mult + c_pad,
         add: 0,
         refresh: 0,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::backend::Mirror;
+
+    /// Pack and unpack at every pack size put each chunk's class values where the docs say,
+    /// with `n − 1` rotations each way, all of them rotation keys of the layout.
+    #[test]
+    fn pack_and_unpack_move_class_groups_with_layout_steps() {
+        for (slots, features, classes) in [(256, 5, 3), (1024, 20, 2), (2048, 40, 5)] {
+            let l = Layout::new(slots, features, classes).unwrap();
+            let keys = l.all_steps();
+            let mut be = Mirror::new(l.slots, 10);
+            let stride = l.pack_stride();
+            for n in 1..=l.pack_width() {
+                let rows: Vec<usize> = (0..n).map(|j| l.rows - j % 2).collect();
+                let parts: Vec<Vec<f64>> = (0..n)
+                    .map(|j| {
+                        let m = l.class_mask(rows[j], 1.0);
+                        m.iter()
+                            .enumerate()
+                            .map(|(s, &v)| v * (1.0 + (s * 7 + j * 13) as f64 * 0.01))
+                            .collect()
+                    })
+                    .collect();
+                let vs = parts.iter().map(|p| be.vector(p.clone())).collect();
+                let before = be.counts().rot;
+                let packed = pack(&mut be, vs, stride).unwrap().unwrap();
+                assert_eq!(be.counts().rot - before, n as u64 - 1);
+                let mask = l.packed_class_mask(&rows, 1.0);
+                for s in 0..l.slots {
+                    let (j, k) = ((s % l.block) / stride, (s % l.block) % stride);
+                    let want = if j < n && k < l.c {
+                        parts[j][s - j * stride]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(packed.values[s], want, "n {n} slot {s}");
+                    assert_eq!(mask[s] != 0.0, want != 0.0, "mask, n {n} slot {s}");
+                }
+                let back = unpack(&mut be, packed, n, stride).unwrap();
+                assert_eq!(back.len(), n);
+                for (j, v) in back.iter().enumerate() {
+                    let m = l.class_mask(rows[j], 1.0);
+                    let got: Vec<f64> = v.values.iter().zip(&m).map(|(a, b)| a * b).collect();
+                    assert_eq!(got, parts[j], "n {n} part {j}");
+                }
+                assert_eq!(be.counts().rot - before, 2 * (n as u64 - 1));
+            }
+            // Every rotation the packing uses has a key.
+            for t in 0..l.pack_width().trailing_zeros() {
+                let s = (stride << t) as i64;
+                assert!(keys.contains(&s) && keys.contains(&-s), "step {s}");
+            }
+        }
     }
 }

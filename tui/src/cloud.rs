@@ -503,10 +503,10 @@ pub fn cloud_backend(
                 hospital,
                 boot: None,
             };
-            Ok(AutoRefresh::new(
-                CkksBackend::new(params, keys.clone(), r)?,
-                2,
-            ))
+            Ok(
+                AutoRefresh::new(CkksBackend::new(params, keys.clone(), r)?, 2)
+                    .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)),
+            )
         }
         RefreshMode::Bootstrap => {
             let boot = bootstrapper(params)?;

@@ -268,7 +268,7 @@ pub fn preview(dataset: &str) -> Result<DataInfo> {
 
 /// The encrypted backend of a one-process run: CKKS with the hospital's refresh in process
 /// (its own copy of the key; the cloud side masks every refresh), timed by operation kind,
-/// refreshing operands at level 2.
+/// refreshing operands at level 2 into the hospital's window (as `train` does).
 pub type LocalBackend =
     AutoRefresh<Timed<CkksBackend<MaskedRefresh<ChaCha20Rng, LocalHospital<ChaCha20Rng>>>>>;
 
@@ -286,7 +286,8 @@ pub fn local_backend(params: &Params, sk: &SecretKey, keys: EvalKeys) -> Result<
     Ok(AutoRefresh::new(
         Timed::new(CkksBackend::new(params, Arc::new(keys), hospital)?),
         2,
-    ))
+    )
+    .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)))
 }
 
 /// The hospital's view of the encrypted weights (decrypted) as a model (`layout.d` counts the
@@ -422,7 +423,8 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let zero = crate::cloud::zero_ct(&params)?;
     let mut s_enc = t_enc.zero_state(|_| zero.clone());
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
+        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let (c, d) = (train.classes(), train.features());
     let mut ex = exact::Nag::new(c, d);
     let enc_model = |w: &[Ciphertext]| encrypted_model(&enc, &layout, w);

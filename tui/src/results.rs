@@ -507,7 +507,8 @@ fn train(a: &Args) -> Result<()> {
     let mut t_mir = Trainer::new(layout, config);
     let mirror = Mirror::new(params.max_slots(), trainer_core::ckks::working_top(&params));
     let chunks_mir = packed.map(|v| mirror.vector(v.to_vec()));
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
+        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let zero = crate::cloud::zero_ct(&params)?;
     let zeros_wire = || -> Result<Vec<Vec<u8>>> {
         if a.mirror_only {
