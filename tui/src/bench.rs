@@ -41,35 +41,14 @@ pub struct Args {
 pub enum What {
     /// CKKS micro-benchmarks (the keys of `openfhe_micro.py`).
     Ckks(CkksArgs),
-    /// Encrypted training steps (hospital refresh in process) on an embedded fixture: per
-    /// step the operation counts and the seconds by operation kind.
-    Train(TrainArgs),
+    /// Encrypted training (hospital refresh in process), plaintext mirror and exact side by
+    /// side on a fixture or a features file: per step the operation counts, the seconds by
+    /// operation kind and the test accuracies; epochs, early stopping, checkpoints, a JSON
+    /// history for `blindtuner report` (docs/RESULTS.md).
+    Train(crate::results::Args),
     /// Bootstrapping (the keys of `openfhe_boot.py`): `n16_boot` at logN 16,
     /// `toy_insecure_boot` at logN 10.
     Bootstrap(BootArgs),
-}
-
-/// Options of `blindtuner bench train`.
-#[derive(clap::Args, Debug)]
-pub struct TrainArgs {
-    /// Embedded dataset: blood, organa, mnist.
-    #[arg(long, default_value = "blood")]
-    pub dataset: String,
-    /// Training preset (128-bit secure): n14_train, n15_train, n16_train.
-    #[arg(long, default_value = crate::demo::DEFAULT_PRESET)]
-    pub preset: String,
-    /// Use the INSECURE N = 2^11 test preset (tests only).
-    #[arg(long, hide = true)]
-    pub insecure_test_preset: bool,
-    /// Steps to time.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
-    /// Chunks per mini-batch.
-    #[arg(long, default_value_t = crate::demo::DEFAULT_BATCH_CHUNKS)]
-    pub batch_chunks: usize,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Options of `blindtuner bench bootstrap`.
@@ -143,13 +122,13 @@ const MAX_RUNS: usize = 200;
 pub fn run(args: &Args) -> Result<()> {
     match &args.what {
         What::Ckks(a) => with_threads(a.threads, || ckks(a)),
-        What::Train(a) => train(a),
+        What::Train(a) => crate::results::run(a),
         What::Bootstrap(a) => with_threads(a.threads, || bootstrap(a)),
     }
 }
 
 /// Runs `f` in a rayon pool of `threads` threads (fhe-core's limb loops use it).
-fn with_threads(threads: usize, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+pub(crate) fn with_threads(threads: usize, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
@@ -157,74 +136,8 @@ fn with_threads(threads: usize, f: impl FnOnce() -> Result<()> + Send) -> Result
         .install(f)
 }
 
-/// `blindtuner bench train`: the demo's encrypted run, timed per step.
-fn train(a: &TrainArgs) -> Result<()> {
-    let args = crate::demo::Args {
-        dataset: a.dataset.clone(),
-        preset: a.preset.clone(),
-        insecure_test_preset: a.insecure_test_preset,
-        steps: a.steps,
-        batch_chunks: a.batch_chunks,
-        ..crate::demo::Args::default()
-    };
-    let mut steps = Vec::new();
-    let mut keys = None;
-    let summary = crate::demo::run(&args, &crate::demo::Control::default(), &mut |e| match e {
-        crate::demo::Event::Step(s) => steps.push(*s),
-        crate::demo::Event::Keys(k) => keys = Some(k),
-        _ => {}
-    })?;
-    let rows: Vec<serde_json::Value> = steps
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "step": s.step, "seconds": s.seconds, "mult": s.ops.mult, "cmult": s.ops.cmult,
-                "rot": s.ops.rot, "relin": s.ops.relin, "refresh": s.ops.refresh,
-                "seconds_mult": s.time.mult, "seconds_rot": s.time.rot,
-                "seconds_refresh": s.time.refresh, "seconds_other": s.time.other,
-            })
-        })
-        .collect();
-    let samples = keys.as_ref().map_or(0, |k| k.rows_per_chunk) * a.batch_chunks.max(1);
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "train", "dataset": a.dataset, "preset": summary.preset,
-                "refresh_mode": summary.refresh_mode, "batch_samples": samples,
-                "seconds_per_step": summary.seconds_per_step, "steps": rows,
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "bench train: {} on {}, {} samples per step, hospital refresh in process",
-        a.dataset, summary.preset, samples
-    );
-    println!(
-        "{:>5} {:>8} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}",
-        "step", "seconds", "mult", "rot", "refr", "t_mult", "t_rot", "t_refr", "t_other"
-    );
-    for s in &steps {
-        println!(
-            "{:>5} {:>8.2} {:>6} {:>6} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            s.step,
-            s.seconds,
-            s.ops.mult,
-            s.ops.rot,
-            s.ops.refresh,
-            s.time.mult,
-            s.time.rot,
-            s.time.refresh,
-            s.time.other
-        );
-    }
-    println!("mean {:.2} s per step", summary.seconds_per_step);
-    Ok(())
-}
-
 /// The bootstrapping preset for `--logn`.
-pub fn boot_literal(logn: u32) -> Result<(&'static str, ParamsLiteral)> {
+fn boot_literal(logn: u32) -> Result<(&'static str, ParamsLiteral)> {
     match logn {
         16 => Ok(("n16_boot", presets::n16_boot())),
         10 => Ok(("toy_insecure_boot", presets::toy_insecure_boot())),

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fhe_core::ciphertext::Ciphertext;
-use fhe_core::keys::SecretKey;
+use fhe_core::keys::{EvalKeys, SecretKey};
+use fhe_core::params::Params;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use trainer_core::backend::{Backend, Mirror, MirrorVector, OpCounts};
@@ -265,6 +266,50 @@ pub fn preview(dataset: &str) -> Result<DataInfo> {
     })
 }
 
+/// The encrypted backend of a one-process run: CKKS with the hospital's refresh in process
+/// (its own copy of the key; the cloud side masks every refresh), timed by operation kind,
+/// refreshing operands at level 2 into the hospital's window (as `train` does).
+pub type LocalBackend =
+    AutoRefresh<Timed<CkksBackend<MaskedRefresh<ChaCha20Rng, LocalHospital<ChaCha20Rng>>>>>;
+
+/// [`LocalBackend`] for `sk` and its evaluation keys.
+pub fn local_backend(params: &Params, sk: &SecretKey, keys: EvalKeys) -> Result<LocalBackend> {
+    let hospital = MaskedRefresh::new(
+        params,
+        ChaCha20Rng::from_os_rng(),
+        LocalHospital::new(
+            params,
+            SecretKey::from_coeffs(params, sk.coeffs())?,
+            ChaCha20Rng::from_os_rng(),
+        ),
+    );
+    Ok(AutoRefresh::new(
+        Timed::new(CkksBackend::new(params, Arc::new(keys), hospital)?),
+        2,
+    )
+    .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)))
+}
+
+/// The hospital's view of the encrypted weights (decrypted) as a model (`layout.d` counts the
+/// bias entry).
+pub fn encrypted_model(enc: &Encryptor<'_>, layout: &Layout, w: &[Ciphertext]) -> Result<Model> {
+    Ok(Model {
+        classes: layout.c,
+        features: layout.d.saturating_sub(1),
+        w: hospital::decrypt_model(enc, layout, w)?,
+    })
+}
+
+/// The mirror's weights as a model.
+pub fn mirror_model(layout: &Layout, w: &[MirrorVector]) -> Model {
+    let diags: Vec<Vec<f64>> = w.iter().map(|v| v.values.clone()).collect();
+    Model {
+        classes: layout.c,
+        features: layout.d.saturating_sub(1),
+        w: layout.unpack_w(&diags),
+    }
+}
+
 /// Runs the pipeline, reporting through `emit`; honours `control` between steps.
 pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Result<Summary> {
     let ds = extractor::fixtures::Dataset::from_name(&args.dataset)
@@ -361,19 +406,8 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
         encrypt_s,
     }));
 
-    // The hospital in process (its own copy of the key); the cloud side masks every refresh.
-    let hospital = MaskedRefresh::new(
-        &params,
-        ChaCha20Rng::from_os_rng(),
-        LocalHospital::new(
-            &params,
-            SecretKey::from_coeffs(&params, sk.coeffs())?,
-            ChaCha20Rng::from_os_rng(),
-        ),
-    );
-    let ckks = CkksBackend::new(&params, Arc::new(keys), hospital)?;
-    let top = ckks.top_level();
-    let mirror = Mirror::new(params.max_slots(), top);
+    let mut be_enc = local_backend(&params, &sk, keys)?;
+    let mirror = Mirror::new(params.max_slots(), be_enc.top_level());
     let chunks_mir = packed.map(|v| mirror.vector(v.to_vec()));
     let schedule = Schedule {
         learning_rate: args.lr,
@@ -389,28 +423,12 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let zero = crate::cloud::zero_ct(&params)?;
     let mut s_enc = t_enc.zero_state(|_| zero.clone());
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_enc = AutoRefresh::new(Timed::new(ckks), 2)
-        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
         .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let (c, d) = (train.classes(), train.features());
     let mut ex = exact::Nag::new(c, d);
-    // The hospital's view of the encrypted weights, and the mirror's, as models.
-    let enc_model = |w: &[Ciphertext]| -> Result<Model> {
-        Ok(Model {
-            classes: c,
-            features: d,
-            w: hospital::decrypt_model(&enc, &layout, w)?,
-        })
-    };
-    let mir_model = |w: &[MirrorVector]| {
-        let diags: Vec<Vec<f64>> = w.iter().map(|v| v.values.clone()).collect();
-        Model {
-            classes: c,
-            features: d,
-            w: layout.unpack_w(&diags),
-        }
-    };
+    let enc_model = |w: &[Ciphertext]| encrypted_model(&enc, &layout, w);
+    let mir_model = |w: &[MirrorVector]| mirror_model(&layout, w);
 
     let plan = Plan {
         epochs: usize::MAX,

@@ -15,6 +15,8 @@ mod files;
 mod hospital;
 mod malloc;
 mod presets;
+mod report;
+mod results;
 mod selftest;
 
 /// Privacy-preserving fine-tuning of a classifier head on CKKS-encrypted DeiT features.
@@ -70,6 +72,9 @@ enum Command {
     /// [both] Speed benchmarks: `ckks` (the keys and timing rules of ../shared/bench, OpenFHE
     /// comparison), `train` (encrypted steps, JSON with --json).
     Bench(bench::Args),
+    /// [both] PNG figures (loss and accuracy per step, seconds per step by operation) and the
+    /// markdown results table from `bench train --history` files (docs/RESULTS.md).
+    Report(report::Args),
     /// The interactive terminal app (the default on a terminal).
     App(demo::Args),
 }
@@ -102,6 +107,7 @@ fn main() -> Result<()> {
         Some(Command::Selftest(args)) => selftest::run(&args),
         Some(Command::Extract(args)) => extract::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
         Some(Command::App(a)) => app::run(&a),
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {

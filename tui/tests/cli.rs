@@ -606,3 +606,328 @@ fn the_cloud_trains_alone_with_bootstrapping_and_matches_the_hospital_refresh() 
         "bootstrapped vs hospital-refreshed weights: {diff:e} (scale {scale})"
     );
 }
+
+/// `bench train` arguments of the results runner at the INSECURE test preset, on 16 samples of
+/// the blood fixture (4 chunks of 4 rows, one chunk per step).
+fn results_args<'a>(steps: &'a str, dir: &'a str, history: &'a str) -> Vec<&'a str> {
+    vec![
+        "bench",
+        "train",
+        "--insecure-test-preset",
+        "--samples",
+        "16",
+        "--batch-chunks",
+        "1",
+        "--steps",
+        steps,
+        "--checkpoint",
+        dir,
+        "--history",
+        history,
+        "--json",
+    ]
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn bench_train_history_checkpoints_and_resumes_with_the_same_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // Reference: two steps, uninterrupted.
+    let out = ok(&results_args("2", "ck-a", "a.json"), t);
+    let printed: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let a = read_json(&t.join("a.json"));
+    assert_eq!(printed["steps"], a["steps"], "--json prints the history");
+    for k in [
+        "exact_acc",
+        "mirror_acc",
+        "encrypted_acc",
+        "seconds_per_step",
+        "total_seconds",
+        "train_seconds",
+    ] {
+        assert!(a[k].as_f64().is_some(), "{k} in {a}");
+    }
+    // The three runs agree: the mirror is the encrypted circuit in f64, exact the reference.
+    let acc = |k: &str| a[k].as_f64().unwrap();
+    assert!((acc("mirror_acc") - acc("exact_acc")).abs() < 0.05, "{a}");
+    assert!(
+        (acc("encrypted_acc") - acc("mirror_acc")).abs() < 0.02,
+        "{a}"
+    );
+    assert_eq!(a["mode"], "encrypted");
+    assert_eq!(a["preset"], "toy_insecure_train");
+    assert_eq!(a["refresh_mode"], "hospital");
+    assert_eq!(a["batch_samples"], 4);
+    assert_eq!(a["train_samples"], 16);
+    assert_eq!(a["steps_run"], 2);
+    assert!(a["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(a["machine"]["cpu"].is_string() && a["threads"].as_u64().unwrap() >= 1);
+    let steps = a["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["step"], i + 1);
+        assert!(s["mult"].as_u64().unwrap() > 0 && s["refresh"].as_u64().unwrap() > 0);
+        for k in [
+            "seconds_mult",
+            "seconds_rot",
+            "seconds_refresh",
+            "seconds_other",
+        ] {
+            assert!(s[k].as_f64().unwrap() >= 0.0, "{k} in {s}");
+        }
+        for who in ["encrypted", "mirror", "exact"] {
+            let acc = s[format!("test_acc_{who}")].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&acc), "{s}");
+            assert!(s[format!("test_loss_{who}")].as_f64().unwrap() > 0.0, "{s}");
+        }
+    }
+    // The first epoch (4 steps) is not over after 2 steps: no epoch record yet.
+    assert_eq!(a["epochs"].as_array().unwrap().len(), 0);
+
+    // Interrupted: six steps, SIGKILL once the first checkpoint is there, then the same
+    // command again.
+    let mut child = Command::new(BIN)
+        .args(results_args("6", "ck-b", "b.json"))
+        .current_dir(t)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ckpt = t.join("ck-b").join("run.ckpt");
+    let t0 = Instant::now();
+    while !ckpt.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The history so far is there for `report` while a checkpointed run goes on.
+    if t.join("b.json").exists() {
+        assert_eq!(read_json(&t.join("b.json"))["finished"], false);
+    }
+    let info = ok(&["inspect", "ck-b/run.ckpt"], t);
+    assert!(info.contains("Checkpoint"), "{info}");
+    ok(&results_args("6", "ck-b", "b.json"), t);
+    let b = read_json(&t.join("b.json"));
+    let resumed = b["resumed_from_step"].as_u64().unwrap();
+    // Killed after the first checkpoint, long before the sixth step: a real resume.
+    assert!((1..6).contains(&resumed), "{resumed}");
+    let bs = b["steps"].as_array().unwrap();
+    assert_eq!(bs.len(), 6);
+    assert_eq!(
+        b["epochs"].as_array().unwrap().len(),
+        1,
+        "one whole epoch of 4 steps"
+    );
+    assert!(
+        b["epochs"][0]["val_loss_encrypted"].as_f64().is_some(),
+        "{b}"
+    );
+    // Same batches as the reference: exact and mirror agree exactly, encrypted to the noise.
+    for (x, y) in steps.iter().zip(bs) {
+        assert_eq!(x["step"], y["step"]);
+        assert_eq!(x["mult"], y["mult"]);
+        for k in ["test_loss_exact", "test_acc_exact", "test_loss_mirror"] {
+            assert_eq!(x[k], y[k], "{k}");
+        }
+        let (e, f) = (
+            x["test_loss_encrypted"].as_f64().unwrap(),
+            y["test_loss_encrypted"].as_f64().unwrap(),
+        );
+        assert!((e - f).abs() < 1e-3, "{e} vs {f}");
+    }
+    // A finished run: the same command again changes nothing.
+    ok(&results_args("6", "ck-b", "b.json"), t);
+    assert_eq!(read_json(&t.join("b.json"))["steps"], b["steps"]);
+    // Other settings than the checkpoint's are refused, naming the difference.
+    let mut other = results_args("6", "ck-b", "b.json");
+    other.extend(["--lr", "0.5"]);
+    let err = fails(&other, t);
+    assert!(
+        err.contains("other settings") && err.contains("lr"),
+        "{err}"
+    );
+    // Nothing half-written is left: only the checkpoint and the key.
+    let mut left: Vec<String> = fs::read_dir(t.join("ck-b"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.ends_with(".tmp"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["run.ckpt", "secret.key"]);
+
+    // The figures and the table from the two histories.
+    let out = ok(
+        &[
+            "report",
+            "a.json",
+            "b.json",
+            "--out-dir",
+            "img",
+            "--markdown",
+            "t.md",
+        ],
+        t,
+    );
+    assert!(out.contains("a-curves.png"), "{out}");
+    for (name, w, h) in [
+        ("a-curves.png", 1400, 560),
+        ("a-ops.png", 1000, 520),
+        ("b-curves.png", 1400, 560),
+        ("b-ops.png", 1000, 520),
+    ] {
+        let bytes = fs::read(t.join("img").join(name)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}");
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (w, h), "{name}");
+        // Something was drawn: not one flat colour.
+        let rgb = img.to_rgb8();
+        let first = *rgb.get_pixel(0, 0);
+        assert!(rgb.pixels().any(|p| *p != first), "{name} is blank");
+    }
+    let md = fs::read_to_string(t.join("t.md")).unwrap();
+    assert_eq!(
+        md.matches("| blood | encrypted | toy_insecure_train |")
+            .count(),
+        2,
+        "{md}"
+    );
+    assert!(md.contains("![a curves](img/a-curves.png)"), "{md}");
+    let err = fails(&["report", "t.md"], t);
+    assert!(err.contains("t.md"), "{err}");
+}
+
+#[test]
+fn bench_train_mirror_only_and_bad_features_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let out = ok(
+        &[
+            "bench",
+            "train",
+            "--insecure-test-preset",
+            "--mirror-only",
+            "--samples",
+            "64",
+            "--epochs",
+            "3",
+            "--patience",
+            "1",
+            "--min-delta",
+            "10",
+            "--history",
+            "m.json",
+        ],
+        t,
+    );
+    assert!(
+        out.contains("mirror-only") && out.contains("no CKKS"),
+        "{out}"
+    );
+    let m = read_json(&t.join("m.json"));
+    assert_eq!(m["mode"], "mirror-only");
+    assert_eq!(m["refresh_mode"], "none");
+    assert!(m["encrypted_acc"].is_null());
+    let (exact, mirror) = (
+        m["exact_acc"].as_f64().unwrap(),
+        m["mirror_acc"].as_f64().unwrap(),
+    );
+    assert!(exact > 0.3 && (exact - mirror).abs() < 0.05, "{m}");
+    // An improvement of 10 in the loss never comes: stopped after the first bad epoch.
+    assert_eq!(m["stopped_early"], true, "{m}");
+    assert_eq!(m["epochs"].as_array().unwrap().len(), 2);
+    let steps = m["steps"].as_array().unwrap();
+    assert_eq!(
+        steps.len(),
+        16,
+        "two epochs of 8 steps (64 samples, 2 chunks a step)"
+    );
+    assert!(steps.iter().all(|s| s.get("seconds_mult").is_none()));
+    assert!(steps.last().unwrap()["test_acc_mirror"].as_f64().is_some());
+    ok(&["report", "m.json", "--out-dir", "img"], t);
+    assert!(t.join("img/m-curves.png").exists() && !t.join("img/m-ops.png").exists());
+
+    let err = fails(
+        &[
+            "bench",
+            "train",
+            "--features",
+            "missing.feat",
+            "--mirror-only",
+        ],
+        t,
+    );
+    assert!(
+        err.contains("missing.feat") && err.contains("no such features file"),
+        "{err}"
+    );
+    fs::write(t.join("junk.feat"), b"not features").unwrap();
+    let err = fails(
+        &["bench", "train", "--features", "junk.feat", "--mirror-only"],
+        t,
+    );
+    assert!(err.contains("junk.feat"), "{err}");
+}
+
+#[test]
+fn results_script_quick_mode_writes_the_page_from_the_runs() {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("bash") || !have("python3") {
+        eprintln!("skipped: scripts/results.sh needs bash and python3");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/results.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["--quick", "--datasets", "blood"])
+        .env("BLINDTUNER", BIN)
+        .env("RESULTS_RUNS", t.join("runs"))
+        .env("RESULTS_DOC", t.join("doc/RESULTS.md"))
+        .env("RESULTS_IMG", t.join("doc/img"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    let page = fs::read_to_string(t.join("doc/RESULTS.md")).unwrap();
+    assert!(!page.contains("@@"), "template markers left:\n{page}");
+    assert!(
+        page.contains("| blood | mirror-only | toy_insecure_train |"),
+        "{page}"
+    );
+    assert!(
+        page.contains("| blood | encrypted | toy_insecure_train |"),
+        "{page}"
+    );
+    assert!(
+        page.contains("HETAL") && page.contains("MedBlindTuner"),
+        "{page}"
+    );
+    for name in [
+        "blood-full-mirror-curves.png",
+        "blood-encrypted-curves.png",
+        "blood-encrypted-ops.png",
+    ] {
+        assert!(page.contains(&format!("(img/{name})")), "{name} not linked");
+        let bytes = fs::read(t.join("doc/img").join(name)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}");
+    }
+    let h = read_json(&t.join("runs/blood-encrypted.json"));
+    assert_eq!(h["steps_run"], 3);
+    assert!(t.join("runs/blood-encrypted.ckpt/run.ckpt").exists());
+}
