@@ -87,6 +87,20 @@ pub trait Backend {
     }
     /// `v` brought back to the top level (bootstrapping or the hospital-aided refresh).
     fn refresh(&mut self, v: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// Refreshes several vectors; backends that can refresh two for the price of one (a
+    /// bootstrapping of `a + i·b`) pair them up.
+    fn refresh_many(&mut self, vs: &[&Self::Vector]) -> Result<Vec<Self::Vector>, Self::Error> {
+        vs.iter().map(|v| self.refresh(v)).collect()
+    }
+    /// [`Backend::reserve`] of several vectors at once, so that the refreshes among them can
+    /// be paired ([`Backend::refresh_many`]).
+    fn reserve_many(
+        &mut self,
+        vs: &[&Self::Vector],
+        levels: usize,
+    ) -> Result<Vec<Option<Self::Vector>>, Self::Error> {
+        vs.iter().map(|v| self.reserve(v, levels)).collect()
+    }
     /// `v` at `level` when that is below its own (the levels above are dropped), else `v`.
     /// No level is consumed beyond the dropped ones; on the encrypted backend every later
     /// operation on the result is cheaper (fewer primes).

@@ -33,8 +33,17 @@ use crate::backend::{Backend, OpCounts, PlainId};
 /// Brings a low-level ciphertext back to the top level (bootstrapping, or the hospital-aided
 /// protocol of [`fhe_core::refresh`]).
 pub trait Refresher {
-    /// A top-level encryption of the same values at the same scale.
+    /// A top-level encryption of the same values (at any scale: the backend aligns it).
     fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error>;
+    /// Two refreshed ciphertexts; a refresher that can do two for the price of one
+    /// ([`Bootstrap`]) overrides this.
+    fn refresh_pair(
+        &mut self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+    ) -> Result<(Ciphertext, Ciphertext), Error> {
+        Ok((self.refresh(a)?, self.refresh(b)?))
+    }
 }
 
 /// The level a training backend works from: the highest `l ≤ L − 1` such that the primes
@@ -161,6 +170,9 @@ pub struct Bootstrap {
     scratch: EvalScratch,
     /// Bootstrappings performed.
     pub count: u64,
+    /// Of those, the ones that refreshed two ciphertexts at once
+    /// ([`Bootstrapper::bootstrap_pair`]).
+    pub paired: u64,
 }
 
 impl core::fmt::Debug for Bootstrap {
@@ -183,6 +195,7 @@ impl Bootstrap {
             eval,
             scratch,
             count: 0,
+            paired: 0,
         }
     }
 
@@ -196,6 +209,22 @@ impl Refresher for Bootstrap {
     fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
         self.count += 1;
         self.boot.bootstrap(&self.eval, ct, &mut self.scratch)
+    }
+
+    /// One bootstrapping for both when their scales agree (the working levels' canonical
+    /// scales make that the rule at equal levels), two otherwise.
+    fn refresh_pair(
+        &mut self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+    ) -> Result<(Ciphertext, Ciphertext), Error> {
+        if libm::fabs(a.scale - b.scale) > a.scale * 1e-12 {
+            return Ok((self.refresh(a)?, self.refresh(b)?));
+        }
+        self.count += 1;
+        self.paired += 1;
+        self.boot
+            .bootstrap_pair(&self.eval, a, b, &mut self.scratch)
     }
 }
 
@@ -474,6 +503,26 @@ impl<R: Refresher> Backend for CkksBackend<R> {
     }
     fn lower(&mut self, v: &Ciphertext, level: usize) -> Result<Ciphertext, Error> {
         self.align(v, level.min(v.level()))
+    }
+    fn refresh_many(&mut self, vs: &[&Ciphertext]) -> Result<Vec<Ciphertext>, Error> {
+        let target = self.fresh_level();
+        let mut out = Vec::with_capacity(vs.len());
+        for pair in vs.chunks(2) {
+            self.counts.refresh += pair.len() as u64;
+            match pair {
+                [a, b] => {
+                    let (ra, rb) = self.refresher.refresh_pair(a, b)?;
+                    out.push(self.align(&ra, target)?);
+                    out.push(self.align(&rb, target)?);
+                }
+                [a] => {
+                    let r = self.refresher.refresh(a)?;
+                    out.push(self.align(&r, target)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
     fn refresh(&mut self, v: &Ciphertext) -> Result<Ciphertext, Error> {
         self.counts.refresh += 1;

@@ -51,6 +51,17 @@ impl<B: Backend> AutoRefresh<B> {
     /// `v` refreshed, then lowered to the window.
     fn refreshed(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         let r = self.inner.refresh(v)?;
+        self.to_window(r)
+    }
+
+    /// Several vectors refreshed together (paired where the backend can), then lowered to the
+    /// window.
+    fn refreshed_many(&mut self, vs: &[&B::Vector]) -> Result<Vec<B::Vector>, B::Error> {
+        let rs = self.inner.refresh_many(vs)?;
+        rs.into_iter().map(|r| self.to_window(r)).collect()
+    }
+
+    fn to_window(&mut self, r: B::Vector) -> Result<B::Vector, B::Error> {
         match self.window {
             Some(w) => self.inner.lower(&r, self.min_level.saturating_add(w)),
             None => Ok(r),
@@ -107,17 +118,26 @@ impl<B: Backend> Backend for AutoRefresh<B> {
         }
     }
     fn mul_sum(&mut self, pairs: &[(&B::Vector, &B::Vector)]) -> Result<B::Vector, B::Error> {
-        let mut owned: Vec<Refreshed<B::Vector>> = Vec::with_capacity(pairs.len());
+        // Every stale operand (a squaring's once), refreshed together so they can be paired.
+        let mut stale: Vec<&B::Vector> = Vec::new();
         for (a, b) in pairs {
-            let fa = self.fresh(a)?;
-            // Squaring: refresh once.
-            let fb = if core::ptr::eq(*a, *b) {
-                fa.clone()
-            } else {
-                self.fresh(b)?
-            };
-            owned.push((fa, fb));
+            for v in [*a, *b] {
+                if self.inner.level(v) <= self.min_level
+                    && !stale.iter().any(|s| core::ptr::eq(*s, v))
+                {
+                    stale.push(v);
+                }
+            }
         }
+        let fresh = self.refreshed_many(&stale)?;
+        let find = |v: &B::Vector| {
+            stale
+                .iter()
+                .position(|s| core::ptr::eq(*s, v))
+                .and_then(|i| fresh.get(i).cloned())
+        };
+        let owned: Vec<Refreshed<B::Vector>> =
+            pairs.iter().map(|(a, b)| (find(a), find(b))).collect();
         let refs: Vec<(&B::Vector, &B::Vector)> = pairs
             .iter()
             .zip(&owned)
@@ -140,6 +160,31 @@ impl<B: Backend> Backend for AutoRefresh<B> {
     /// Refreshes `v` when it is below `min_level + levels`: the last of `levels` operations in
     /// a row would otherwise meet it at `min_level` and refresh it then. With a window, a `v`
     /// above it (a fresh encryption) is lowered into it, so what follows runs on few primes.
+    fn refresh_many(&mut self, vs: &[&B::Vector]) -> Result<Vec<B::Vector>, B::Error> {
+        self.inner.refresh_many(vs)
+    }
+    /// [`Backend::reserve`] of each, with the refreshes among them made together.
+    fn reserve_many(
+        &mut self,
+        vs: &[&B::Vector],
+        levels: usize,
+    ) -> Result<Vec<Option<B::Vector>>, B::Error> {
+        let stale: Vec<&B::Vector> = vs
+            .iter()
+            .copied()
+            .filter(|v| self.inner.level(v) < self.min_level + levels)
+            .collect();
+        let mut fresh = self.refreshed_many(&stale)?.into_iter();
+        let mut out = Vec::with_capacity(vs.len());
+        for v in vs {
+            out.push(if self.inner.level(v) < self.min_level + levels {
+                fresh.next()
+            } else {
+                self.reserve(v, levels)?
+            });
+        }
+        Ok(out)
+    }
     fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
         let level = self.inner.level(v);
         if level < self.min_level + levels {

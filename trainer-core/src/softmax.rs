@@ -301,6 +301,14 @@ fn normalise<B: Backend>(
     let first = be.mul_plain(&s, neg_alpha_sq)?;
     let mut prod = be.add_const(&first, 2.0 * alpha)?;
     for _ in 1..steps {
+        // Both chains lose a level per factor: refreshed together when they run out.
+        let mut r = be.reserve_many(&[&eps, &prod], 1)?.into_iter();
+        if let Some(Some(e)) = r.next() {
+            eps = e;
+        }
+        if let Some(Some(p)) = r.next() {
+            prod = p;
+        }
         eps = be.mul(&eps, &eps)?;
         let factor = be.add_const(&eps, 1.0)?;
         prod = be.mul(&prod, &factor)?;

@@ -117,6 +117,18 @@ impl<B: Backend> Backend for Timed<B> {
     fn lower(&mut self, v: &B::Vector, level: usize) -> Result<B::Vector, B::Error> {
         timed(&mut self.times.cmult, || self.inner.lower(v, level))
     }
+    fn refresh_many(&mut self, vs: &[&B::Vector]) -> Result<Vec<B::Vector>, B::Error> {
+        timed(&mut self.times.refresh, || self.inner.refresh_many(vs))
+    }
+    fn reserve_many(
+        &mut self,
+        vs: &[&B::Vector],
+        levels: usize,
+    ) -> Result<Vec<Option<B::Vector>>, B::Error> {
+        timed(&mut self.times.refresh, || {
+            self.inner.reserve_many(vs, levels)
+        })
+    }
     fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
         timed(&mut self.times.refresh, || self.inner.reserve(v, levels))
     }

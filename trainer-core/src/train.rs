@@ -216,10 +216,13 @@ impl Trainer {
     /// two levels of the logits (the product and the mask, [`Backend::reserve`]), and the
     /// lowest level among them.
     fn ready<B: Backend>(be: &mut B, w: &[B::Vector]) -> Result<(Vec<B::Vector>, usize), B::Error> {
-        let mut out = Vec::with_capacity(w.len());
-        for v in w {
-            out.push(be.reserve(v, 2)?.unwrap_or_else(|| v.clone()));
-        }
+        let refs: Vec<&B::Vector> = w.iter().collect();
+        let reserved = be.reserve_many(&refs, 2)?;
+        let out: Vec<B::Vector> = reserved
+            .into_iter()
+            .zip(w)
+            .map(|(r, v)| r.unwrap_or_else(|| v.clone()))
+            .collect();
         let level = out.iter().map(|v| be.level(v)).min().unwrap_or(0);
         Ok((out, level))
     }
@@ -421,6 +424,14 @@ impl Trainer {
         let gamma = self.config.schedule.momentum(t);
         let factor = -eta / batch.samples().max(1) as f64;
         let gmask = self.grad_mask(be, factor);
+        // The momentum term γ·W needs a level of every W: refreshed together if at all.
+        let w_refs: Vec<&B::Vector> = state.w.iter().collect();
+        let reserved = be.reserve_many(&w_refs, 1)?;
+        for (w, r) in state.w.iter_mut().zip(reserved) {
+            if let Some(r) = r {
+                *w = r;
+            }
+        }
         let mut new_w = Vec::with_capacity(l.c_pad);
         let mut new_look = Vec::with_capacity(l.c_pad);
         for i in 0..l.c_pad {

@@ -486,6 +486,16 @@ impl Refresher for CloudRefresher {
             None => self.hospital.refresh(ct),
         }
     }
+    fn refresh_pair(
+        &mut self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+    ) -> Result<(Ciphertext, Ciphertext), fhe_core::Error> {
+        match &mut self.boot {
+            Some(boot) => boot.refresh_pair(a, b),
+            None => Ok((self.hospital.refresh(a)?, self.hospital.refresh(b)?)),
+        }
+    }
 }
 
 /// The cloud's backend for `mode`: with the hospital refresh, every operand at level 2 goes to
