@@ -51,17 +51,17 @@ impl<B: Backend> AutoRefresh<B> {
     /// `v` refreshed, then lowered to the window.
     fn refreshed(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
         let r = self.inner.refresh(v)?;
-        self.to_window(r)
+        self.lower_into_window(r)
     }
 
     /// Several vectors refreshed together (paired where the backend can), then lowered to the
     /// window.
     fn refreshed_many(&mut self, vs: &[&B::Vector]) -> Result<Vec<B::Vector>, B::Error> {
         let rs = self.inner.refresh_many(vs)?;
-        rs.into_iter().map(|r| self.to_window(r)).collect()
+        rs.into_iter().map(|r| self.lower_into_window(r)).collect()
     }
 
-    fn to_window(&mut self, r: B::Vector) -> Result<B::Vector, B::Error> {
+    fn lower_into_window(&mut self, r: B::Vector) -> Result<B::Vector, B::Error> {
         match self.window {
             Some(w) => self.inner.lower(&r, self.min_level.saturating_add(w)),
             None => Ok(r),
