@@ -15,14 +15,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use blindtuner::harness::{setup, setup_bootstrap};
+use blindtuner::harness::{Hospital, setup, setup_bootstrap};
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::params::presets;
+use trainer_core::ckks::{CkksBackend, Refresher};
+use trainer_core::data::Dataset;
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{pack_chunks, shuffled};
@@ -49,37 +52,42 @@ fn train_step(c: &mut Criterion) {
     for (preset, batch) in boot_points {
         let params = presets::by_name(preset).unwrap().validate().unwrap();
         let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
-        let (mut hospital, cloud) = setup_bootstrap(&params, &l, 1).unwrap();
-        let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
-        let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
-        let chunks = packed.map(|v| hospital.encrypt(v).unwrap());
-        let batch_ct = chunks.batch(&idx);
-        let mut trainer = Trainer::new(l, TrainConfig::default());
-        let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
-        let mut be = AutoRefresh::new(cloud, 0);
-        g.bench_function(
-            BenchmarkId::new(format!("bootstrap/{}", params.log_n()), batch),
-            |b| b.iter(|| trainer.step(&mut be, &mut state, &batch_ct).unwrap()),
-        );
+        let (hospital, cloud) = setup_bootstrap(&params, &l, 1).unwrap();
+        let be = AutoRefresh::new(cloud, 0);
+        bench_step(&mut g, "bootstrap", &tr, l, batch, hospital, be);
     }
     for (preset, batch) in points {
         let params = presets::by_name(preset).unwrap().validate().unwrap();
         let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
-        let (mut hospital, cloud) = setup(&params, &l, 1).unwrap();
-        let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
-        let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
-        let chunks = packed.map(|v| hospital.encrypt(v).unwrap());
-        let batch_ct = chunks.batch(&idx);
-        let mut trainer = Trainer::new(l, TrainConfig::default());
-        let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
-        let mut be =
+        let (hospital, cloud) = setup(&params, &l, 1).unwrap();
+        let be =
             AutoRefresh::new(cloud, 2).with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
-        g.bench_function(
-            BenchmarkId::new(format!("hospital/{}", params.log_n()), batch),
-            |b| b.iter(|| trainer.step(&mut be, &mut state, &batch_ct).unwrap()),
-        );
+        bench_step(&mut g, "hospital", &tr, l, batch, hospital, be);
     }
     g.finish();
+}
+
+/// `train_step/{mode}/{logN}/{batch}`: the hospital encrypts the fixture, then one step on `be`
+/// per iteration (the state carries over, as in training).
+fn bench_step<R: Refresher>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    mode: &str,
+    tr: &Dataset,
+    l: Layout,
+    batch: usize,
+    mut hospital: Hospital,
+    mut be: AutoRefresh<CkksBackend<R>>,
+) {
+    let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
+    let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
+    let chunks = packed.map(|v| hospital.encrypt(v).unwrap());
+    let batch_ct = chunks.batch(&idx);
+    let mut trainer = Trainer::new(l, TrainConfig::default());
+    let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
+    let log_n = l.slots.trailing_zeros() + 1;
+    g.bench_function(BenchmarkId::new(format!("{mode}/{log_n}"), batch), |b| {
+        b.iter(|| trainer.step(&mut be, &mut state, &batch_ct).unwrap())
+    });
 }
 
 criterion_group!(benches, train_step);

@@ -48,6 +48,27 @@ pub mod harness {
     }
 
     impl Hospital {
+        /// The hospital encrypting at `cloud`'s top level and canonical scale.
+        fn new<R>(
+            params: &Params,
+            sk: SecretKey,
+            cloud: &CkksBackend<R>,
+            rng: ChaCha20Rng,
+        ) -> Result<Self, Error>
+        where
+            R: trainer_core::ckks::Refresher,
+        {
+            let level = cloud.top_level();
+            Ok(Self {
+                params: params.clone(),
+                sk,
+                encoder: Encoder::new(params, params.max_slots())?,
+                level,
+                scale: cloud.scale_at(level),
+                rng,
+            })
+        }
+
         /// Encrypts a full slot vector at the training level (seeded, secret-key encryption).
         pub fn encrypt(&mut self, values: &[f64]) -> Result<Ciphertext, Error> {
             let pt = self.encoder.encode_at(values, self.scale, self.level)?;
@@ -81,17 +102,7 @@ pub mod harness {
             ),
         );
         let cloud = CkksBackend::new(params, Arc::new(keys), refresher)?;
-        let level = cloud.top_level();
-        let scale = cloud.scale_at(level);
-        let hospital = Hospital {
-            params: params.clone(),
-            sk,
-            encoder: Encoder::new(params, params.max_slots())?,
-            level,
-            scale,
-            rng,
-        };
-        Ok((hospital, cloud))
+        Ok((Hospital::new(params, sk, &cloud, rng)?, cloud))
     }
 
     /// The bootstrapped set-up: keys for `layout` plus the bootstrapping keys of `params` (a
@@ -110,16 +121,6 @@ pub mod harness {
         let after = boot.levels_after();
         let cloud = CkksBackend::new(params, keys.clone(), Bootstrap::new(params, boot, keys))?
             .with_top_level(after.saturating_sub(1))?;
-        let level = cloud.top_level();
-        let scale = cloud.scale_at(level);
-        let hospital = Hospital {
-            params: params.clone(),
-            sk,
-            encoder: Encoder::new(params, params.max_slots())?,
-            level,
-            scale,
-            rng,
-        };
-        Ok((hospital, cloud))
+        Ok((Hospital::new(params, sk, &cloud, rng)?, cloud))
     }
 }

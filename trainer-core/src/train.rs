@@ -320,9 +320,7 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let (w, level) = Self::ready(be, w)?;
-        let rx = self.rotations(be, x, level)?;
-        let u = self.logits(be, &w, &rx, rows)?;
+        let u = self.scores(be, w, x, rows)?;
         self.softmax_of(be, &u, &[rows])
     }
 
