@@ -17,7 +17,9 @@
 #                           [--epochs E] [--enc-epochs E] [--enc-steps S] [--enc-batch-chunks K]
 #                           [--threads T]
 # Environment (same meaning as the options): RESULTS_DATASETS, RESULTS_EPOCHS (mirror runs,
-# default 30, patience 3), RESULTS_ENC_EPOCHS (default 1), RESULTS_ENC_STEPS (a cap, default
+# default 30, patience 3), RESULTS_ENC_EPOCHS (default 1;
+# RESULTS_ENC_EPOCHS_<dataset>, e.g. RESULTS_ENC_EPOCHS_blood=3, for one dataset: a finished
+# run is reused only with the settings it was made with), RESULTS_ENC_STEPS (a cap, default
 # none), RESULTS_ENC_BATCH_CHUNKS (chunks per encrypted mini-batch, default 8: 256 samples at
 # n14_train, one softmax pack; the step is then about 2.7 s, three times the samples per second
 # of 2 chunks), RESULTS_THREADS (default: all cores), RESULTS_NO_ENCRYPTED=1, RESULTS_QUICK=1,
@@ -27,8 +29,8 @@
 #
 # Duration on 2 cores (measured 2026-11-22): feature extraction 55–80 images/s (BloodMNIST
 # 17k images ≈ 5 min, OrganAMNIST 59k ≈ 15 min, MNIST 70k ≈ 18 min; once), mirror runs under
-# a minute each, one encrypted epoch at n14_train ≈ 1.8–2.7 s a step: BloodMNIST 187 steps
-# ≈ 6 min, OrganAMNIST 540 ≈ 20 min, MNIST 844 ≈ 40 min.
+# a minute each, one encrypted epoch at n14_train, batch 256, ≈ 3–5 s a step on a loaded
+# machine: BloodMNIST 47 steps ≈ 4 min, OrganAMNIST 135 ≈ 9 min, MNIST 211 ≈ 14 min.
 #
 # --quick: the embedded fixtures (no extraction), the INSECURE N = 2^11 test preset and a few
 # steps, into data/runs-quick, docs and figures into data/quick/ unless RESULTS_DOC /
@@ -56,7 +58,7 @@ while [[ $# -gt 0 ]]; do
         --enc-steps) enc_steps="$2"; shift ;;
         --enc-batch-chunks) enc_batch="$2"; shift ;;
         --threads) threads="$2"; shift ;;
-        -h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "results.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -116,7 +118,8 @@ for d in $datasets; do
         fi
         src=(--features "$feat")
         mirror_plan=(--epochs "$epochs" --patience 3)
-        enc_plan=(--epochs "$enc_epochs" --batch-chunks "$enc_batch")
+        per_dataset="RESULTS_ENC_EPOCHS_$d"
+        enc_plan=(--epochs "${!per_dataset:-$enc_epochs}" --batch-chunks "$enc_batch")
         [[ -n "$enc_steps" ]] && enc_plan+=(--max-steps "$enc_steps")
     fi
     echo "== $d: plaintext mirror and exact (--mirror-only)"
