@@ -75,41 +75,36 @@ fn main() {
         }
         return;
     }
-    if mode == Some("boot") {
-        let t0 = Instant::now();
-        let (hospital, cloud) = setup_bootstrap(&params, &l, 1).expect("bootstrapping keys");
-        eprintln!(
-            "bootstrapped mode: keys {:.1} s, working top level {}",
-            t0.elapsed().as_secs_f64(),
-            cloud.top_level()
-        );
-        return run(
-            preset,
-            &params,
-            &l,
-            &tr,
-            chunks_per_batch,
-            steps,
-            hospital,
-            cloud,
-            0,
-        );
-    }
     let t0 = Instant::now();
-    let (hospital, cloud) = setup(&params, &l, 1).expect("keys");
-    let keygen_s = t0.elapsed().as_secs_f64();
-    eprintln!("hospital-aided refresh: keys {keygen_s:.1} s");
-    run(
+    let job = |keygen_s| Job {
         preset,
-        &params,
-        &l,
-        &tr,
+        params: &params,
+        l,
+        tr: &tr,
         chunks_per_batch,
         steps,
-        hospital,
-        cloud,
-        2,
-    );
+        keygen_s,
+    };
+    if mode == Some("boot") {
+        let (hospital, cloud) = setup_bootstrap(&params, &l, 1).expect("bootstrapping keys");
+        eprintln!("bootstrapped mode, working top level {}", cloud.top_level());
+        job(t0.elapsed().as_secs_f64()).run(hospital, cloud, 0);
+    } else {
+        let (hospital, cloud) = setup(&params, &l, 1).expect("keys");
+        eprintln!("hospital-aided refresh");
+        job(t0.elapsed().as_secs_f64()).run(hospital, cloud, 2);
+    }
+}
+
+/// What the timed steps run on.
+struct Job<'a> {
+    preset: &'a str,
+    params: &'a fhe_core::params::Params,
+    l: Layout,
+    tr: &'a trainer_core::data::Dataset,
+    chunks_per_batch: usize,
+    steps: usize,
+    keygen_s: f64,
 }
 
 /// The refresh window: `BLINDTUNER_WINDOW=N` (or `none`); by default the hospital mode's
@@ -121,69 +116,72 @@ fn window(min_level: usize) -> Option<usize> {
     }
 }
 
-/// Encrypts the fixture, then times `steps` steps on `cloud` (refreshing at `min_level`).
-#[allow(clippy::too_many_arguments)]
-fn run<R: trainer_core::ckks::Refresher>(
-    preset: &str,
-    params: &fhe_core::params::Params,
-    l: &Layout,
-    tr: &trainer_core::data::Dataset,
-    chunks_per_batch: usize,
-    steps: usize,
-    mut hospital: blindtuner::harness::Hospital,
-    cloud: trainer_core::ckks::CkksBackend<R>,
-    min_level: usize,
-) {
-    let l = *l;
-    let keygen_s = 0.0;
-    let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
-    let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
-    let t1 = Instant::now();
-    let chunks = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
-    let encrypt_s = t1.elapsed().as_secs_f64();
-    eprintln!(
-        "preset {preset} (N = 2^{}, {} levels, log QP {:.0}), layout {} rows × {} slots/row, \
+impl Job<'_> {
+    /// Encrypts the fixture, then times `steps` steps on `cloud` (refreshing at `min_level`).
+    fn run<R: trainer_core::ckks::Refresher>(
+        &self,
+        mut hospital: blindtuner::harness::Hospital,
+        cloud: trainer_core::ckks::CkksBackend<R>,
+        min_level: usize,
+    ) {
+        let Job {
+            preset,
+            params,
+            l,
+            tr,
+            chunks_per_batch,
+            steps,
+            keygen_s,
+        } = *self;
+        let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
+        let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
+        let t1 = Instant::now();
+        let chunks = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
+        let encrypt_s = t1.elapsed().as_secs_f64();
+        eprintln!(
+            "preset {preset} (N = 2^{}, {} levels, log QP {:.0}), layout {} rows × {} slots/row, \
          batch {} = {} chunks; keys {keygen_s:.1} s, encryption of {} chunks {encrypt_s:.1} s",
-        params.log_n(),
-        params.max_level(),
-        params.log_qp(),
-        l.rows,
-        l.block,
-        idx.len() * l.rows,
-        idx.len(),
-        packed.len()
-    );
-    let mut trainer = Trainer::new(l, TrainConfig::default());
-    let mut state = trainer.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
-    let window = window(min_level);
-    let mut be = AutoRefresh::new(Timed::new(cloud), min_level).with_window(window);
-    for step in 0..steps {
-        let b = chunks.batch(&idx);
-        let (c0, t0) = (be.counts(), be.inner.times);
-        let wall = Instant::now();
-        let r = trainer.step(&mut be, &mut state, &b).expect("step");
-        let secs = wall.elapsed().as_secs_f64();
-        let c = be.counts() - c0;
-        let t = be.inner.times - t0;
-        let level = state.w.iter().map(|w| be.level(w)).min().unwrap_or(0);
-        println!(
-            "{{\"preset\":\"{preset}\",\"log_n\":{},\"batch\":{},\"step\":{step},\"seconds\":{secs:.3},\
+            params.log_n(),
+            params.max_level(),
+            params.log_qp(),
+            l.rows,
+            l.block,
+            idx.len() * l.rows,
+            idx.len(),
+            packed.len()
+        );
+        let mut trainer = Trainer::new(l, TrainConfig::default());
+        let mut state = trainer.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
+        let window = window(min_level);
+        let mut be = AutoRefresh::new(Timed::new(cloud), min_level).with_window(window);
+        for step in 0..steps {
+            let b = chunks.batch(&idx);
+            let (c0, t0) = (be.counts(), be.inner.times);
+            let wall = Instant::now();
+            let r = trainer.step(&mut be, &mut state, &b).expect("step");
+            let secs = wall.elapsed().as_secs_f64();
+            let c = be.counts() - c0;
+            let t = be.inner.times - t0;
+            let level = state.w.iter().map(|w| be.level(w)).min().unwrap_or(0);
+            println!(
+                "{{\"preset\":\"{preset}\",\"log_n\":{},\"batch\":{},\"step\":{step},\"seconds\":{secs:.3},\
              \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\
              \"weights_level_after\":{level},\"top_level\":{},\
              \"mult_s\":{:.3},\"cmult_s\":{:.3},\"rot_s\":{:.3},\"add_s\":{:.3},\"refresh_s\":{:.3}}}",
-            params.log_n(),
-            idx.len() * l.rows,
-            r.ops.mult,
-            r.ops.cmult,
-            r.ops.rot,
-            r.ops.relin,
-            c.refresh,
-            be.top_level(),
-            t.mult.as_secs_f64(),
-            t.cmult.as_secs_f64(),
-            t.rot.as_secs_f64(),
-            t.add.as_secs_f64(),
-            t.refresh.as_secs_f64(),
-        );
+                params.log_n(),
+                idx.len() * l.rows,
+                r.ops.mult,
+                r.ops.cmult,
+                r.ops.rot,
+                r.ops.relin,
+                c.refresh,
+                be.top_level(),
+                t.mult.as_secs_f64(),
+                t.cmult.as_secs_f64(),
+                t.rot.as_secs_f64(),
+                t.add.as_secs_f64(),
+                t.refresh.as_secs_f64(),
+            );
+        }
     }
 }
