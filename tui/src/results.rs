@@ -15,7 +15,7 @@
 //! the settings that differ. The exact run is replayed from the start on resume (it is
 //! deterministic and cheap).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -321,6 +321,13 @@ fn git_commit() -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The `git_commit` a history file written before names, if it can be read.
+fn prior_commit(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("git_commit")?.as_str().map(str::to_string)
 }
 
 /// Settings that differ, named: `lr: checkpoint 1 vs now 0.5`.
@@ -667,6 +674,8 @@ struct Run<'s, 'e> {
     label: PathBuf,
     finished_before: bool,
     resumed_from: u64,
+    /// The commit the history file names from before this invocation (resumed runs).
+    prior_commit: Option<String>,
     wall_before: f64,
     t_start: Instant,
 }
@@ -753,6 +762,11 @@ impl<'s, 'e> Run<'s, 'e> {
             label,
             finished_before,
             resumed_from: ck.cloud.step,
+            prior_commit: if ck.cloud.step > 0 {
+                s.a.history.as_deref().and_then(prior_commit)
+            } else {
+                None
+            },
             wall_before: ck.wall_seconds,
             ck,
             t_start,
@@ -1093,6 +1107,21 @@ impl<'s, 'e> Run<'s, 'e> {
         self.wall_before + self.t_start.elapsed().as_secs_f64()
     }
 
+    /// The commit(s) whose builds took the run's steps: the current one when this invocation
+    /// stepped (after the earlier one, if a resumed run changed build), the history file's
+    /// when it only re-read a finished run.
+    fn commit(&self) -> Option<String> {
+        let now = git_commit();
+        if self.ck.cloud.step > self.resumed_from {
+            match (&self.prior_commit, now) {
+                (Some(p), Some(n)) if *p != n => Some(format!("{p} then {n}")),
+                (_, n) => n,
+            }
+        } else {
+            self.prior_commit.clone().or(now)
+        }
+    }
+
     /// The history and summary as JSON, with the final metrics `finals` once known.
     fn history(&self, finals: Option<Metrics>) -> Value {
         let (s, a, data, ck) = (self.s, self.s.a, &self.s.data, &self.ck);
@@ -1141,7 +1170,7 @@ impl<'s, 'e> Run<'s, 'e> {
             "resumed_from_step": self.resumed_from,
             "threads": rayon::current_num_threads(),
             "machine": machine(),
-            "git_commit": git_commit(),
+            "git_commit": self.commit(),
             "steps": self.steps,
             "epochs": self.epochs,
         })
