@@ -1104,6 +1104,10 @@ impl<'s, 'e> Run<'s, 'e> {
 
     /// Seconds since the run first started, across resumes.
     fn wall(&self) -> f64 {
+        // Re-reading a finished run adds nothing to the time it took.
+        if self.finished_before {
+            return self.wall_before;
+        }
         self.wall_before + self.t_start.elapsed().as_secs_f64()
     }
 

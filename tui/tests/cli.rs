@@ -749,6 +749,7 @@ fn bench_train_history_checkpoints_and_resumes_with_the_same_history() {
     let again = read_json(&t.join("b.json"));
     assert_eq!(again["steps"], b["steps"]);
     assert_eq!(again["git_commit"], "0123456789ab");
+    assert_eq!(again["total_seconds"], named["total_seconds"]);
     // Other settings than the checkpoint's are refused, naming the difference.
     let mut other = results_args("6", "ck-b", "b.json");
     other.extend(["--lr", "0.5"]);
