@@ -508,17 +508,14 @@ impl<R: Refresher> Backend for CkksBackend<R> {
         let target = self.fresh_level();
         let mut out = Vec::with_capacity(vs.len());
         for pair in vs.chunks(2) {
-            self.counts.refresh += pair.len() as u64;
             match pair {
                 [a, b] => {
+                    self.counts.refresh += 2;
                     let (ra, rb) = self.refresher.refresh_pair(a, b)?;
                     out.push(self.align(&ra, target)?);
                     out.push(self.align(&rb, target)?);
                 }
-                [a] => {
-                    let r = self.refresher.refresh(a)?;
-                    out.push(self.align(&r, target)?);
-                }
+                [a] => out.push(self.refresh(a)?),
                 _ => {}
             }
         }

@@ -20,8 +20,10 @@
 //! the rows (`log2(rows)` rotations, which also replicates it), and the NAG update
 //! `W' = Wₗ − (η/b)·mask ⊙ G`, `Wₗ' = W' + γ (W' − W)`.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 
 use crate::backend::{Backend, OpCounts, PlainId};
 use crate::layout::Layout;
@@ -180,14 +182,15 @@ impl Trainer {
     }
 
     /// The logits `u = z / B` of one chunk at the class slots, from its rotations.
-    fn logits<B: Backend>(
+    fn logits<B: Backend, W: Borrow<B::Vector>>(
         &mut self,
         be: &mut B,
-        look: &[B::Vector],
+        look: &[W],
         rx: &[B::Vector],
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let pairs: Vec<(&B::Vector, &B::Vector)> = look.iter().zip(rx).collect();
+        let pairs: Vec<(&B::Vector, &B::Vector)> =
+            look.iter().map(Borrow::borrow).zip(rx).collect();
         let mut t = be.mul_sum(&pairs)?;
         for s in self.layout.block_sum_steps() {
             let r = be.rotate(&t, s)?;
@@ -213,15 +216,18 @@ impl Trainer {
     }
 
     /// The weights ready for the logit products: each refreshed if it could not absorb the
-    /// two levels of the logits (the product and the mask, [`Backend::reserve`]), and the
-    /// lowest level among them.
-    fn ready<B: Backend>(be: &mut B, w: &[B::Vector]) -> Result<(Vec<B::Vector>, usize), B::Error> {
+    /// two levels of the logits (the product and the mask, [`Backend::reserve`]; borrowed
+    /// otherwise), and the lowest level among them.
+    fn ready<'w, B: Backend>(
+        be: &mut B,
+        w: &'w [B::Vector],
+    ) -> Result<Ready<'w, B::Vector>, B::Error> {
         let refs: Vec<&B::Vector> = w.iter().collect();
-        let reserved = be.reserve_many(&refs, 2)?;
-        let out: Vec<B::Vector> = reserved
+        let out: Vec<Cow<'w, B::Vector>> = be
+            .reserve_many(&refs, 2)?
             .into_iter()
             .zip(w)
-            .map(|(r, v)| r.unwrap_or_else(|| v.clone()))
+            .map(|(r, v)| r.map_or(Cow::Borrowed(v), Cow::Owned))
             .collect();
         let level = out.iter().map(|v| be.level(v)).min().unwrap_or(0);
         Ok((out, level))
@@ -397,8 +403,8 @@ impl Trainer {
     ) -> Result<StepReport, B::Error> {
         let before = be.counts();
         let l = self.layout;
-        let (look, level) = Self::ready(be, &state.look)?;
-        state.look = look;
+        reserve_in_place(be, &mut state.look, 2)?;
+        let level = state.look.iter().map(|v| be.level(v)).min().unwrap_or(0);
         let mut rxs = Vec::with_capacity(batch.x.len());
         let mut us = Vec::with_capacity(batch.x.len());
         for (x, &rows) in batch.x.iter().zip(&batch.rows) {
@@ -423,13 +429,7 @@ impl Trainer {
         let factor = -eta / batch.samples().max(1) as f64;
         let gmask = self.grad_mask(be, factor);
         // The momentum term γ·W needs a level of every W: refreshed together if at all.
-        let w_refs: Vec<&B::Vector> = state.w.iter().collect();
-        let reserved = be.reserve_many(&w_refs, 1)?;
-        for (w, r) in state.w.iter_mut().zip(reserved) {
-            if let Some(r) = r {
-                *w = r;
-            }
-        }
+        reserve_in_place(be, &mut state.w, 1)?;
         let mut new_w = Vec::with_capacity(l.c_pad);
         let mut new_look = Vec::with_capacity(l.c_pad);
         for i in 0..l.c_pad {
@@ -460,6 +460,26 @@ impl Trainer {
             ops: be.counts() - before,
         })
     }
+}
+
+/// Weights ready for the logit products (borrowed where nothing was refreshed) and their
+/// lowest level.
+type Ready<'w, V> = (Vec<Cow<'w, V>>, usize);
+
+/// [`Backend::reserve_many`] of `vs`, each refreshed one replacing its original.
+fn reserve_in_place<B: Backend>(
+    be: &mut B,
+    vs: &mut [B::Vector],
+    levels: usize,
+) -> Result<(), B::Error> {
+    let refs: Vec<&B::Vector> = vs.iter().collect();
+    let reserved = be.reserve_many(&refs, levels)?;
+    for (v, r) in vs.iter_mut().zip(reserved) {
+        if let Some(r) = r {
+            *v = r;
+        }
+    }
+    Ok(())
 }
 
 /// Packs `parts` (each zero outside its class slots) into one vector, part `j` shifted right by
