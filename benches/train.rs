@@ -80,7 +80,7 @@ fn bench_step<R: Refresher>(
 ) {
     let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
     let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
-    let chunks = packed.map(|v| hospital.encrypt(v).unwrap());
+    let chunks = packed.map(|v| hospital.encrypt_data(v).unwrap());
     let batch_ct = chunks.batch(&idx);
     let mut trainer = Trainer::new(l, TrainConfig::default());
     let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());

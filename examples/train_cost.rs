@@ -50,7 +50,8 @@ fn main() {
         let mirror = Mirror::new(l.slots, top);
         let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
         let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
-        let chunks = packed.map(|v| mirror.vector(v.to_vec()));
+        let data_level = trainer_core::refresh::data_level(top);
+        let chunks = packed.map(|v| mirror.vector_at(v.to_vec(), data_level));
         let mut trainer = Trainer::new(l, TrainConfig::default());
         let mut state = trainer.zero_state(|v| mirror.vector(v));
         let window = window(min_level);
@@ -136,7 +137,7 @@ impl Job<'_> {
         let packed = pack_chunks(&l, tr, &shuffled(tr.len(), 1));
         let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
         let t1 = Instant::now();
-        let chunks = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
+        let chunks = packed.map(|v| hospital.encrypt_data(v).expect("encrypt"));
         let encrypt_s = t1.elapsed().as_secs_f64();
         eprintln!(
             "preset {preset} (N = 2^{}, {} levels, log QP {:.0}), layout {} rows × {} slots/row, \

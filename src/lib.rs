@@ -44,6 +44,10 @@ pub mod harness {
         pub level: usize,
         /// Scale of fresh ciphertexts.
         pub scale: f64,
+        /// Level data is encrypted at ([`trainer_core::refresh::data_level`]).
+        pub data_level: usize,
+        /// Scale of data ciphertexts.
+        pub data_scale: f64,
         rng: ChaCha20Rng,
     }
 
@@ -59,12 +63,15 @@ pub mod harness {
             R: trainer_core::ckks::Refresher,
         {
             let level = cloud.top_level();
+            let data_level = trainer_core::refresh::data_level(level);
             Ok(Self {
                 params: params.clone(),
                 sk,
                 encoder: Encoder::new(params, params.max_slots())?,
                 level,
                 scale: cloud.scale_at(level),
+                data_level,
+                data_scale: cloud.scale_at(data_level),
                 rng,
             })
         }
@@ -72,6 +79,15 @@ pub mod harness {
         /// Encrypts a full slot vector at the training level (seeded, secret-key encryption).
         pub fn encrypt(&mut self, values: &[f64]) -> Result<Ciphertext, Error> {
             let pt = self.encoder.encode_at(values, self.scale, self.level)?;
+            encrypt_sk(&self.params, &self.sk, &pt, &mut self.rng)
+        }
+
+        /// Encrypts packed data (samples or labels) at the data level, as the hospital uploads
+        /// it.
+        pub fn encrypt_data(&mut self, values: &[f64]) -> Result<Ciphertext, Error> {
+            let pt = self
+                .encoder
+                .encode_at(values, self.data_scale, self.data_level)?;
             encrypt_sk(&self.params, &self.sk, &pt, &mut self.rng)
         }
 

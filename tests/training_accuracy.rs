@@ -21,7 +21,7 @@ use trainer_core::data::Standardizer;
 use trainer_core::exact::{self, Model};
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
-use trainer_core::refresh::AutoRefresh;
+use trainer_core::refresh::{AutoRefresh, HOSPITAL_MIN_LEVEL, HOSPITAL_WINDOW};
 use trainer_core::session::{Plan, Verdict, pack_chunks, shuffled};
 use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{TrainConfig, Trainer};
@@ -37,15 +37,14 @@ fn run(fx: Fx, plan: Plan) {
     let t0 = Instant::now();
     let (mut hospital, ckks) = setup(&params, &l, 1).expect("keys");
     let top = ckks.top_level();
-    let mut encrypt = |v: &[f64]| hospital.encrypt(v).expect("encrypt");
-    // Hospital: shuffle, pack, encrypt.
+    // Hospital: shuffle, pack, encrypt (at the data level).
     let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), plan.seed));
     let packed_val = pack_chunks(&l, &va, &(0..va.len()).collect::<Vec<_>>());
-    let c_enc = packed.map(&mut encrypt);
-    let v_enc = packed_val.map(&mut encrypt);
+    let c_enc = packed.map(|v| hospital.encrypt_data(v).expect("encrypt"));
+    let v_enc = packed_val.map(|v| hospital.encrypt_data(v).expect("encrypt"));
     let mirror = Mirror::new(slots, top);
-    let c_mir = packed.map(|v| mirror.vector(v.to_vec()));
-    let v_mir = packed_val.map(|v| mirror.vector(v.to_vec()));
+    let c_mir = packed.map(|v| mirror.vector_at(v.to_vec(), hospital.data_level));
+    let v_mir = packed_val.map(|v| mirror.vector_at(v.to_vec(), hospital.data_level));
     eprintln!(
         "{}: keys, encryption of {} + {} chunks: {:.1} s",
         fx.name(),
@@ -63,12 +62,11 @@ fn run(fx: Fx, plan: Plan) {
         softmax: SoftmaxApprox::default(),
     };
     let (mut t_enc, mut t_mir) = (Trainer::new(l, config.clone()), Trainer::new(l, config));
-    let mut s_enc = t_enc.zero_state(|v| encrypt(&v));
+    let mut s_enc = t_enc.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_enc =
-        AutoRefresh::new(ckks, 2).with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
-        .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
+    let mut be_enc = AutoRefresh::new(ckks, HOSPITAL_MIN_LEVEL).with_window(Some(HOSPITAL_WINDOW));
+    let mut be_mir =
+        AutoRefresh::new(mirror.clone(), HOSPITAL_MIN_LEVEL).with_window(Some(HOSPITAL_WINDOW));
     let mut stopping = plan.early_stopping();
     let (mut best_enc, mut best_mir) = (s_enc.w.clone(), s_mir.w.clone());
     let mut exact_epochs = Vec::new();

@@ -13,7 +13,7 @@ use fhe_core::params::presets;
 use trainer_core::backend::{Backend, Mirror};
 use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
-use trainer_core::refresh::AutoRefresh;
+use trainer_core::refresh::{AutoRefresh, HOSPITAL_MIN_LEVEL};
 use trainer_core::session::pack_chunks;
 use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, TrainConfig, Trainer};
@@ -41,8 +41,10 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     let mut t_mir = Trainer::new(l, config);
     let mut s_enc = t_enc.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_enc = AutoRefresh::new(ckks, 2);
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2);
+    let mut be_enc = AutoRefresh::new(ckks, HOSPITAL_MIN_LEVEL);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), HOSPITAL_MIN_LEVEL);
+    // The data at the data level, as the hospital uploads it.
+    let dl = hospital.data_level;
     for step in 0..2usize {
         let idx: Vec<usize> = (step * 2 * l.rows..(step + 1) * 2 * l.rows).collect();
         let chunks: Vec<&[usize]> = idx.chunks(l.rows).collect();
@@ -51,7 +53,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
                 .iter()
                 .map(|c| {
                     hospital
-                        .encrypt(&l.pack_x(c.iter().map(|&i| tr.row(i))))
+                        .encrypt_data(&l.pack_x(c.iter().map(|&i| tr.row(i))))
                         .expect("encrypt")
                 })
                 .collect(),
@@ -59,7 +61,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
                 .iter()
                 .map(|c| {
                     hospital
-                        .encrypt(&l.pack_y(c.iter().map(|&i| tr.label(i))))
+                        .encrypt_data(&l.pack_y(c.iter().map(|&i| tr.label(i))))
                         .expect("encrypt")
                 })
                 .collect(),
@@ -68,11 +70,11 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
         let b_mir = Batch {
             x: chunks
                 .iter()
-                .map(|c| mirror.vector(l.pack_x(c.iter().map(|&i| tr.row(i)))))
+                .map(|c| mirror.vector_at(l.pack_x(c.iter().map(|&i| tr.row(i))), dl))
                 .collect(),
             y: chunks
                 .iter()
-                .map(|c| mirror.vector(l.pack_y(c.iter().map(|&i| tr.label(i)))))
+                .map(|c| mirror.vector_at(l.pack_y(c.iter().map(|&i| tr.label(i))), dl))
                 .collect(),
             rows: chunks.iter().map(|c| c.len()).collect(),
         };
@@ -103,8 +105,8 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     // with the encrypted weights, against the mirror.
     let val = common::standardized(&f, "val");
     let packed = pack_chunks(&l, &val, &(0..2 * l.rows).collect::<Vec<_>>());
-    let v_enc = packed.map(|v| hospital.encrypt(v).expect("encrypt"));
-    let v_mir = packed.map(|v| mirror.vector(v.to_vec()));
+    let v_enc = packed.map(|v| hospital.encrypt_data(v).expect("encrypt"));
+    let v_mir = packed.map(|v| mirror.vector_at(v.to_vec(), dl));
     let loss_enc = t_enc
         .validation_loss(&mut be_enc, &s_enc.w, &v_enc)
         .expect("encrypted validation")

@@ -5,12 +5,13 @@
 //!    `[0, 2^B)`, `B = message_bits + stat_bits + log2 N`, at the ciphertext's level `l`
 //!    (which must satisfy `log2 Q_l ≥ B + 2`).
 //! 2. **Hospital** ([`reencrypt_masked`]): decrypts to the integer polynomial `y = m + e + r`
-//!    (no wrap-around modulo `Q_l`), lifts it exactly to the top modulus `Q_L` and encrypts it
-//!    there with a fresh secret-key encryption. Each coefficient of `y` is within statistical
+//!    (no wrap-around modulo `Q_l`), lifts it exactly to the top modulus `Q_L` (or the modulus
+//!    of a level the cloud asks for, [`reencrypt_masked_at`]: no more primes than the cloud
+//!    will use) and encrypts it there with a fresh secret-key encryption. Each coefficient of `y` is within statistical
 //!    distance `2^(message_bits − B)` of uniform whatever `m + e` is (`|m + e| < 2^message_bits`),
 //!    so the whole polynomial hides `m` to `N·2^-(stat_bits + log2 N) = 2^-stat_bits`.
-//! 3. **Cloud** ([`unmask`]): subtracts `r`, lifted to `Q_L`: a top-level encryption of
-//!    `m + e` at the same scale.
+//! 3. **Cloud** ([`unmask`]): subtracts `r`, lifted to the answer's modulus: an encryption of
+//!    `m + e` at the same scale and that level.
 
 use alloc::vec::Vec;
 
@@ -30,10 +31,13 @@ pub struct RefreshMask {
     r: Poly<Coeff>,
 }
 
-/// Exact centred lift of a coefficient-domain polynomial at `level` to the top level.
-fn lift_to_top(params: &Params, p: &Poly<Coeff>) -> Result<Poly<Coeff>, Error> {
+/// Exact centred lift of a coefficient-domain polynomial to level `top` (at or above its own).
+fn lift_to(params: &Params, p: &Poly<Coeff>, top: usize) -> Result<Poly<Coeff>, Error> {
     let ctx = params.ctx();
-    let (l, top, n) = (p.level(), ctx.max_level(), params.n());
+    let (l, n) = (p.level(), params.n());
+    if top < l || top > ctx.max_level() {
+        return Err(Error::LevelTooLow { have: top, need: l });
+    }
     let mut out = Poly::<Coeff>::zero(ctx, top, false);
     let data = out.data_mut();
     let (low, high) = data.split_at_mut((l + 1) * n);
@@ -113,9 +117,22 @@ pub fn reencrypt_masked<R: RngCore + CryptoRng>(
     masked: &Ciphertext,
     rng: &mut R,
 ) -> Result<Ciphertext, Error> {
+    reencrypt_masked_at(params, sk, masked, params.max_level(), rng)
+}
+
+/// [`reencrypt_masked`] at `level` (between the masked ciphertext's and the top) instead of
+/// the top: the encryption, the answer and the cloud's unmasking cost what that level's
+/// primes cost. The mask hides the value the same way at any level.
+pub fn reencrypt_masked_at<R: RngCore + CryptoRng>(
+    params: &Params,
+    sk: &SecretKey,
+    masked: &Ciphertext,
+    level: usize,
+    rng: &mut R,
+) -> Result<Ciphertext, Error> {
     let ctx = params.ctx();
     let y = decrypt(params, sk, masked)?.poly.into_coeff(ctx);
-    let top = lift_to_top(params, &y)?.into_ntt(ctx);
+    let top = lift_to(params, &y, level)?.into_ntt(ctx);
     let pt = Plaintext {
         poly: top,
         scale: masked.scale,
@@ -124,14 +141,15 @@ pub fn reencrypt_masked<R: RngCore + CryptoRng>(
     encrypt_sk(params, sk, &pt, rng)
 }
 
-/// Step 3 (cloud): removes the mask from the hospital's top-level ciphertext.
+/// Step 3 (cloud): removes the mask from the hospital's ciphertext (at the top or the level
+/// asked for).
 pub fn unmask(
     params: &Params,
     mut fresh: Ciphertext,
     mask: &RefreshMask,
 ) -> Result<Ciphertext, Error> {
     let ctx = params.ctx();
-    let r_top: Poly<Ntt> = lift_to_top(params, &mask.r)?.into_ntt(ctx);
+    let r_top: Poly<Ntt> = lift_to(params, &mask.r, fresh.level())?.into_ntt(ctx);
     if let Some(c0) = fresh.c.first_mut() {
         c0.sub_assign(ctx, &r_top)?;
     }

@@ -451,7 +451,7 @@ fn bsgs_linear_transform_matches_matrix_vector_product() {
 
 #[test]
 fn hospital_refresh_restores_the_top_level_and_the_values() {
-    use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+    use fhe_core::refresh::{mask, reencrypt_masked, reencrypt_masked_at, unmask};
     let c = setup(presets::toy_insecure_train().validate().unwrap(), &[], 31);
     let mut r = rng(32);
     let slots = c.params.max_slots();
@@ -471,6 +471,19 @@ fn hospital_refresh_restores_the_top_level_and_the_values() {
     assert_eq!(back.level(), c.params.max_level());
     let p = Precision::of_real(&v, &c.decrypt(&back));
     assert!(p.min_bits >= 25.0, "{p:?}");
+    // At a level the cloud asks for: that many primes, the same values.
+    let (masked, m) = mask(&c.params, &ct, 45, 40, &mut r).unwrap();
+    let at = c.params.max_level() - 2;
+    let fresh = reencrypt_masked_at(&c.params, &c.sk, &masked, at, &mut r).unwrap();
+    assert_eq!(fresh.level(), at);
+    let back = unmask(&c.params, fresh, &m).unwrap();
+    assert_eq!(back.level(), at);
+    let p = Precision::of_real(&v, &c.decrypt(&back));
+    assert!(p.min_bits >= 25.0, "at level {at}: {p:?}");
+    // Below the masked ciphertext's level (the lift would wrap) or above the top: errors.
+    assert!(reencrypt_masked_at(&c.params, &c.sk, &masked, 1, &mut r).is_err());
+    let over = c.params.max_level() + 1;
+    assert!(reencrypt_masked_at(&c.params, &c.sk, &masked, over, &mut r).is_err());
     // Too low a level for the mask is an error, not a silent wrap.
     let mut low = ct.clone();
     low.drop_to_level(0).unwrap();

@@ -92,6 +92,17 @@ pub trait Backend {
     fn refresh_many(&mut self, vs: &[&Self::Vector]) -> Result<Vec<Self::Vector>, Self::Error> {
         vs.iter().map(|v| self.refresh(v)).collect()
     }
+    /// [`Backend::refresh_many`] of vectors that are lowered to `level` right after
+    /// ([`crate::refresh::AutoRefresh::window`]): a backend may produce them there directly
+    /// (the hospital then re-encrypts on that level's primes, not the top's).
+    fn refresh_many_to(
+        &mut self,
+        vs: &[&Self::Vector],
+        level: usize,
+    ) -> Result<Vec<Self::Vector>, Self::Error> {
+        let rs = self.refresh_many(vs)?;
+        rs.iter().map(|r| self.lower(r, level)).collect()
+    }
     /// [`Backend::reserve`] of several vectors at once, so that the refreshes among them can
     /// be paired ([`Backend::refresh_many`]).
     fn reserve_many(
@@ -173,9 +184,15 @@ impl Mirror {
 
     /// A vector at the top level.
     pub fn vector(&self, values: Vec<f64>) -> MirrorVector {
+        self.vector_at(values, self.top)
+    }
+
+    /// A vector at `level` (at most the top), as data encrypted below the top
+    /// ([`crate::refresh::data_level`]).
+    pub fn vector_at(&self, values: Vec<f64>, level: usize) -> MirrorVector {
         MirrorVector {
             values,
-            level: self.top,
+            level: level.min(self.top),
         }
     }
 

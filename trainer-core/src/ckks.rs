@@ -25,24 +25,27 @@ use fhe_core::keys::EvalKeys;
 use fhe_core::keys::SecretKey;
 use fhe_core::math::canonical_scales;
 use fhe_core::params::Params;
-use fhe_core::refresh::{mask, reencrypt_masked, unmask};
+use fhe_core::refresh::{mask, reencrypt_masked_at, unmask};
 use rand_core::{CryptoRng, RngCore};
 
 use crate::backend::{Backend, OpCounts, PlainId};
 
-/// Brings a low-level ciphertext back to the top level (bootstrapping, or the hospital-aided
-/// protocol of [`fhe_core::refresh`]).
+/// Brings a low-level ciphertext back up (bootstrapping, or the hospital-aided protocol of
+/// [`fhe_core::refresh`]).
 pub trait Refresher {
-    /// A top-level encryption of the same values (at any scale: the backend aligns it).
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error>;
+    /// An encryption of the same values at `level` or above (at any scale: the backend aligns
+    /// it). The hospital-aided refresh answers at `level` (fewer primes to encrypt, send and
+    /// unmask); bootstrapping ends where it ends.
+    fn refresh(&mut self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, Error>;
     /// Two refreshed ciphertexts; a refresher that can do two for the price of one
     /// ([`Bootstrap`]) overrides this.
     fn refresh_pair(
         &mut self,
         a: &Ciphertext,
         b: &Ciphertext,
+        level: usize,
     ) -> Result<(Ciphertext, Ciphertext), Error> {
-        Ok((self.refresh(a)?, self.refresh(b)?))
+        Ok((self.refresh(a, level)?, self.refresh(b, level)?))
     }
 }
 
@@ -74,9 +77,9 @@ pub fn working_scales(params: &Params, top: usize) -> Vec<f64> {
 /// How masked refresh requests reach the hospital and come back: in process
 /// ([`LocalHospital`]), through files, or over a socket.
 pub trait Transport {
-    /// The hospital's answer to one masked ciphertext: a fresh top-level encryption of the
-    /// same (masked) values ([`fhe_core::refresh::reencrypt_masked`]).
-    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, Error>;
+    /// The hospital's answer to one masked ciphertext: a fresh encryption of the same (masked)
+    /// values at `level` ([`fhe_core::refresh::reencrypt_masked_at`]).
+    fn reencrypt(&mut self, masked: &Ciphertext, level: usize) -> Result<Ciphertext, Error>;
 }
 
 /// The cloud's side of the hospital-aided refresh ([`fhe_core::refresh`]): mask the
@@ -112,11 +115,11 @@ impl<R: RngCore + CryptoRng, T: Transport> MaskedRefresh<R, T> {
 }
 
 impl<R: RngCore + CryptoRng, T: Transport> Refresher for MaskedRefresh<R, T> {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+    fn refresh(&mut self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, Error> {
         self.requests += 1;
         let bits = libm::ceil(libm::log2(ct.scale)) as u32 + self.margin_bits;
         let (masked, m) = mask(&self.params, ct, bits, self.stat_bits, &mut self.rng)?;
-        let fresh = self.transport.reencrypt(&masked)?;
+        let fresh = self.transport.reencrypt(&masked, level)?;
         unmask(&self.params, fresh, &m)
     }
 }
@@ -153,9 +156,9 @@ impl<R: RngCore + CryptoRng> LocalHospital<R> {
 }
 
 impl<R: RngCore + CryptoRng> Transport for LocalHospital<R> {
-    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, Error> {
+    fn reencrypt(&mut self, masked: &Ciphertext, level: usize) -> Result<Ciphertext, Error> {
         self.answered += 1;
-        reencrypt_masked(&self.params, &self.sk, masked, &mut self.rng)
+        reencrypt_masked_at(&self.params, &self.sk, masked, level, &mut self.rng)
     }
 }
 
@@ -206,7 +209,7 @@ impl Bootstrap {
 }
 
 impl Refresher for Bootstrap {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, Error> {
+    fn refresh(&mut self, ct: &Ciphertext, _level: usize) -> Result<Ciphertext, Error> {
         self.count += 1;
         self.boot.bootstrap(&self.eval, ct, &mut self.scratch)
     }
@@ -217,9 +220,10 @@ impl Refresher for Bootstrap {
         &mut self,
         a: &Ciphertext,
         b: &Ciphertext,
+        level: usize,
     ) -> Result<(Ciphertext, Ciphertext), Error> {
         if libm::fabs(a.scale - b.scale) > a.scale * 1e-12 {
-            return Ok((self.refresh(a)?, self.refresh(b)?));
+            return Ok((self.refresh(a, level)?, self.refresh(b, level)?));
         }
         self.count += 1;
         self.paired += 1;
@@ -505,27 +509,44 @@ impl<R: Refresher> Backend for CkksBackend<R> {
         self.align(v, level.min(v.level()))
     }
     fn refresh_many(&mut self, vs: &[&Ciphertext]) -> Result<Vec<Ciphertext>, Error> {
-        let target = self.fresh_level();
+        let top = self.fresh_level();
+        self.refresh_many_to(vs, top)
+    }
+    /// Asks the refresher for one level above `level` (capped at the chain's top), so that
+    /// aligning onto `level`'s canonical scale is one rescale of few primes.
+    fn refresh_many_to(
+        &mut self,
+        vs: &[&Ciphertext],
+        level: usize,
+    ) -> Result<Vec<Ciphertext>, Error> {
+        let target = level.min(self.fresh_level());
+        let ask = (target + 1).min(self.params.max_level());
         let mut out = Vec::with_capacity(vs.len());
         for pair in vs.chunks(2) {
             match pair {
                 [a, b] => {
                     self.counts.refresh += 2;
-                    let (ra, rb) = self.refresher.refresh_pair(a, b)?;
+                    let (ra, rb) = self.refresher.refresh_pair(a, b, ask)?;
                     out.push(self.align(&ra, target)?);
                     out.push(self.align(&rb, target)?);
                 }
-                [a] => out.push(self.refresh(a)?),
+                [a] => {
+                    self.counts.refresh += 1;
+                    let fresh = self.refresher.refresh(a, ask)?;
+                    out.push(self.align(&fresh, target)?);
+                }
                 _ => {}
             }
         }
         Ok(out)
     }
     fn refresh(&mut self, v: &Ciphertext) -> Result<Ciphertext, Error> {
-        self.counts.refresh += 1;
-        let fresh = self.refresher.refresh(v)?;
-        let target = self.fresh_level();
-        self.align(&fresh, target)
+        let top = self.fresh_level();
+        let mut out = self.refresh_many_to(&[v], top)?;
+        out.pop().ok_or(Error::WrongDegree {
+            expected: 1,
+            found: 0,
+        })
     }
     fn counts(&self) -> OpCounts {
         self.counts

@@ -120,6 +120,15 @@ impl<B: Backend> Backend for Timed<B> {
     fn refresh_many(&mut self, vs: &[&B::Vector]) -> Result<Vec<B::Vector>, B::Error> {
         timed(&mut self.times.refresh, || self.inner.refresh_many(vs))
     }
+    fn refresh_many_to(
+        &mut self,
+        vs: &[&B::Vector],
+        level: usize,
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        timed(&mut self.times.refresh, || {
+            self.inner.refresh_many_to(vs, level)
+        })
+    }
     fn reserve_many(
         &mut self,
         vs: &[&B::Vector],

@@ -215,21 +215,39 @@ impl Trainer {
         Ok(rx)
     }
 
-    /// The weights ready for the logit products: each refreshed if it could not absorb the
-    /// two levels of the logits (the product and the mask, [`Backend::reserve`]; borrowed
-    /// otherwise), and the lowest level among them.
+    /// The weights ready for the logit products with the data vectors `xs`: each refreshed if
+    /// it could not absorb the two levels of the logits (the product and the mask,
+    /// [`Backend::reserve`]; borrowed otherwise), then lowered to the level the products are
+    /// taken at, the lowest among them and the data. Lowering each weight once here saves an
+    /// alignment per chunk and product; data the hospital encrypted low
+    /// ((`crate::refresh::data_level`)) then keeps every product and rotation of the step on
+    /// few primes.
     fn ready<'w, B: Backend>(
         be: &mut B,
         w: &'w [B::Vector],
+        xs: &[B::Vector],
     ) -> Result<Ready<'w, B::Vector>, B::Error> {
         let refs: Vec<&B::Vector> = w.iter().collect();
-        let out: Vec<Cow<'w, B::Vector>> = be
+        let reserved: Vec<Cow<'w, B::Vector>> = be
             .reserve_many(&refs, 2)?
             .into_iter()
             .zip(w)
             .map(|(r, v)| r.map_or(Cow::Borrowed(v), Cow::Owned))
             .collect();
-        let level = out.iter().map(|v| be.level(v)).min().unwrap_or(0);
+        let level = reserved
+            .iter()
+            .map(|v| be.level(v))
+            .chain(xs.iter().map(|x| be.level(x)))
+            .min()
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(reserved.len());
+        for v in reserved {
+            out.push(if be.level(&v) > level {
+                Cow::Owned(be.lower(&v, level)?)
+            } else {
+                v
+            });
+        }
         Ok((out, level))
     }
 
@@ -309,7 +327,7 @@ impl Trainer {
         xs: &[B::Vector],
         rows: &[usize],
     ) -> Result<Vec<B::Vector>, B::Error> {
-        let (w, level) = Self::ready(be, w)?;
+        let (w, level) = Self::ready(be, w, xs)?;
         let mut us = Vec::with_capacity(xs.len());
         for (x, &r) in xs.iter().zip(rows) {
             let rx = self.rotations(be, x, level)?;
@@ -338,7 +356,7 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        let (w, level) = Self::ready(be, w)?;
+        let (w, level) = Self::ready(be, w, core::slice::from_ref(x))?;
         let rx = self.rotations(be, x, level)?;
         self.logits(be, &w, &rx, rows)
     }
@@ -359,7 +377,7 @@ impl Trainer {
     ) -> Result<Option<B::Vector>, B::Error> {
         let l = self.layout;
         let width = l.pack_width();
-        let (w, level) = Self::ready(be, w)?;
+        let (w, level) = Self::ready(be, w, &val.x)?;
         let mut acc: Option<B::Vector> = None;
         for ((xs, ys), rows) in val
             .x
@@ -404,12 +422,12 @@ impl Trainer {
         let before = be.counts();
         let l = self.layout;
         reserve_in_place(be, &mut state.look, 2)?;
-        let level = state.look.iter().map(|v| be.level(v)).min().unwrap_or(0);
+        let (look, level) = Self::ready(be, &state.look, &batch.x)?;
         let mut rxs = Vec::with_capacity(batch.x.len());
         let mut us = Vec::with_capacity(batch.x.len());
         for (x, &rows) in batch.x.iter().zip(&batch.rows) {
             let rx = self.rotations(be, x, level)?;
-            us.push(self.logits(be, &state.look, &rx, rows)?);
+            us.push(self.logits(be, &look, &rx, rows)?);
             rxs.push(rx);
         }
         // After the unpacking mask: the gradient product, its mask and the momentum step.
@@ -421,7 +439,9 @@ impl Trainer {
                 let r = be.rotate(&e, s)?;
                 e = be.add(&e, &r)?;
             }
-            errs.push(e);
+            // Each error meets `c_pad` rotations of its data: lowered to theirs once here
+            // rather than aligned in every product.
+            errs.push(be.lower(&e, level)?);
         }
         let t = state.step;
         let eta = self.config.schedule.learning_rate(t);
@@ -444,7 +464,7 @@ impl Trainer {
                 g = be.add(&g, &r)?;
             }
             let step = be.mul_plain(&g, gmask)?;
-            let (Some(look_i), Some(w_i)) = (state.look.get(i), state.w.get(i)) else {
+            let (Some(look_i), Some(w_i)) = (look.get(i), state.w.get(i)) else {
                 continue;
             };
             let w_next = be.add(look_i, &step)?;

@@ -353,8 +353,11 @@ impl FileTransport {
         }
     }
 
-    fn reencrypt_inner(&mut self, masked: &Ciphertext) -> Result<Ciphertext> {
-        let body = RequestBody::Refresh(masked.to_bytes(&self.params)?);
+    fn reencrypt_inner(&mut self, masked: &Ciphertext, level: usize) -> Result<Ciphertext> {
+        let body = RequestBody::RefreshAt {
+            level: u32::try_from(level)?,
+            ct: masked.to_bytes(&self.params)?,
+        };
         match self.exchange(&body)? {
             ResponseBody::Refreshed(b) => Ciphertext::from_bytes(&self.params, &b)
                 .map_err(|e| anyhow::anyhow!("the hospital's refresh answer: {e}")),
@@ -364,8 +367,12 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
-    fn reencrypt(&mut self, masked: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
-        self.reencrypt_inner(masked).map_err(|e| {
+    fn reencrypt(
+        &mut self,
+        masked: &Ciphertext,
+        level: usize,
+    ) -> Result<Ciphertext, fhe_core::Error> {
+        self.reencrypt_inner(masked, level).map_err(|e| {
             self.last_error = Some(e);
             fhe_core::Error::Malformed {
                 what: "hospital refresh exchange (see the cause above)",
@@ -480,20 +487,24 @@ pub struct CloudRefresher {
 }
 
 impl Refresher for CloudRefresher {
-    fn refresh(&mut self, ct: &Ciphertext) -> Result<Ciphertext, fhe_core::Error> {
+    fn refresh(&mut self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, fhe_core::Error> {
         match &mut self.boot {
-            Some(b) => b.refresh(ct),
-            None => self.hospital.refresh(ct),
+            Some(b) => b.refresh(ct, level),
+            None => self.hospital.refresh(ct, level),
         }
     }
     fn refresh_pair(
         &mut self,
         a: &Ciphertext,
         b: &Ciphertext,
+        level: usize,
     ) -> Result<(Ciphertext, Ciphertext), fhe_core::Error> {
         match &mut self.boot {
-            Some(boot) => boot.refresh_pair(a, b),
-            None => Ok((self.hospital.refresh(a)?, self.hospital.refresh(b)?)),
+            Some(boot) => boot.refresh_pair(a, b, level),
+            None => Ok((
+                self.hospital.refresh(a, level)?,
+                self.hospital.refresh(b, level)?,
+            )),
         }
     }
 }
@@ -513,10 +524,11 @@ pub fn cloud_backend(
                 hospital,
                 boot: None,
             };
-            Ok(
-                AutoRefresh::new(CkksBackend::new(params, keys.clone(), r)?, 2)
-                    .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)),
+            Ok(AutoRefresh::new(
+                CkksBackend::new(params, keys.clone(), r)?,
+                trainer_core::refresh::HOSPITAL_MIN_LEVEL,
             )
+            .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)))
         }
         RefreshMode::Bootstrap => {
             let boot = bootstrapper(params)?;

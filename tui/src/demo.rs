@@ -285,7 +285,7 @@ pub fn local_backend(params: &Params, sk: &SecretKey, keys: EvalKeys) -> Result<
     );
     Ok(AutoRefresh::new(
         Timed::new(CkksBackend::new(params, Arc::new(keys), hospital)?),
-        2,
+        trainer_core::refresh::HOSPITAL_MIN_LEVEL,
     )
     .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)))
 }
@@ -408,7 +408,9 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
 
     let mut be_enc = local_backend(&params, &sk, keys)?;
     let mirror = Mirror::new(params.max_slots(), be_enc.top_level());
-    let chunks_mir = packed.map(|v| mirror.vector(v.to_vec()));
+    let data_level =
+        trainer_core::refresh::data_level(trainer_core::backend::Backend::top_level(&mirror));
+    let chunks_mir = packed.map(|v| mirror.vector_at(v.to_vec(), data_level));
     let schedule = Schedule {
         learning_rate: args.lr,
         decay: 0.0,
@@ -423,7 +425,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let zero = crate::cloud::zero_ct(&params)?;
     let mut s_enc = t_enc.zero_state(|_| zero.clone());
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
-    let mut be_mir = AutoRefresh::new(mirror.clone(), 2)
+    let mut be_mir = AutoRefresh::new(mirror.clone(), trainer_core::refresh::HOSPITAL_MIN_LEVEL)
         .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
     let (c, d) = (train.classes(), train.features());
     let mut ex = exact::Nag::new(c, d);

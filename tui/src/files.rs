@@ -227,6 +227,9 @@ pub enum RequestBody {
         min_delta: f64,
         ct: Vec<u8>,
     },
+    /// A masked ciphertext to decrypt and re-encrypt at `level` (at or above its own, at most
+    /// the top): the cloud asks for the primes it will keep, so the answer is smaller.
+    RefreshAt { level: u32, ct: Vec<u8> },
 }
 
 /// `RefreshResponse`: written by the hospital.

@@ -15,7 +15,7 @@ use fhe_core::encrypt::{decrypt, encrypt_sk};
 use fhe_core::format::WireObject;
 use fhe_core::keys::{EvalKeys, PublicKey, SecretKey};
 use fhe_core::params::Params;
-use fhe_core::refresh::reencrypt_masked;
+use fhe_core::refresh::{reencrypt_masked, reencrypt_masked_at};
 use fhe_core::wire::ObjectKind;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -324,7 +324,9 @@ pub fn keygen(a: &KeygenArgs) -> Result<()> {
     Ok(())
 }
 
-/// Encrypts packed vectors at the fresh level with the canonical scale.
+/// Encrypts packed data (samples or labels) with the canonical scale at the data level
+/// (`trainer_core::refresh::data_level`): the training step never uses more of it, so the
+/// cloud's rotations of it are cheap and the upload small.
 pub struct Encryptor<'a> {
     pub params: &'a Params,
     pub sk: &'a SecretKey,
@@ -335,9 +337,10 @@ pub struct Encryptor<'a> {
 
 impl<'a> Encryptor<'a> {
     pub fn new(params: &'a Params, sk: &'a SecretKey) -> Result<Self> {
-        // The level and scale the cloud's backend works from (trainer_core::ckks).
-        let level = trainer_core::ckks::working_top(params);
-        let scales = trainer_core::ckks::working_scales(params, level);
+        // The scales the cloud's backend works with (trainer_core::ckks), at the data level.
+        let top = trainer_core::ckks::working_top(params);
+        let scales = trainer_core::ckks::working_scales(params, top);
+        let level = trainer_core::refresh::data_level(top);
         let scale = scales.get(level).copied().unwrap_or(params.scale());
         Ok(Self {
             params,
@@ -757,6 +760,20 @@ impl Answerer {
             RequestBody::Refresh(b) => {
                 let ct = Ciphertext::from_bytes(&self.params, &b)?;
                 let fresh = reencrypt_masked(&self.params, &self.sk, &ct, &mut self.rng)?;
+                ResponseBody::Refreshed(fresh.to_bytes(&self.params)?)
+            }
+            RequestBody::RefreshAt { level, ct } => {
+                let ct = Ciphertext::from_bytes(&self.params, &ct)?;
+                let top = self.params.max_level();
+                let level = usize::try_from(level).unwrap_or(usize::MAX);
+                if level < ct.level() || level > top {
+                    bail!(
+                        "a refresh request asks for level {level}: it must lie between the \
+                         ciphertext's level {} and the top level {top}",
+                        ct.level()
+                    );
+                }
+                let fresh = reencrypt_masked_at(&self.params, &self.sk, &ct, level, &mut self.rng)?;
                 ResponseBody::Refreshed(fresh.to_bytes(&self.params)?)
             }
             RequestBody::ValidationLoss {

@@ -699,8 +699,10 @@ impl<'s, 'e> Run<'s, 'e> {
         let t_enc = Trainer::new(layout, config.clone());
         let t_mir = Trainer::new(layout, config);
         let mirror = Mirror::new(params.max_slots(), trainer_core::ckks::working_top(params));
-        let chunks_mir = s.packed.map(|v| mirror.vector(v.to_vec()));
-        let be_mir = AutoRefresh::new(mirror.clone(), 2)
+        let data_level =
+            trainer_core::refresh::data_level(trainer_core::backend::Backend::top_level(&mirror));
+        let chunks_mir = s.packed.map(|v| mirror.vector_at(v.to_vec(), data_level));
+        let be_mir = AutoRefresh::new(mirror.clone(), trainer_core::refresh::HOSPITAL_MIN_LEVEL)
             .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
         let zero = crate::cloud::zero_ct(params)?;
         let ck = match resumed {
