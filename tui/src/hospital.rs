@@ -1033,6 +1033,48 @@ mod tests {
     }
 
     #[test]
+    fn refreshes_are_answered_at_the_level_asked_for_and_no_other() {
+        let params = presets::params(presets::INSECURE_TEST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let enc = Encryptor::new(&params, &sk).unwrap();
+        let v: Vec<f64> = (0..params.max_slots())
+            .map(|i| (i % 5) as f64 * 0.25 - 0.5)
+            .collect();
+        let mut ct = enc.encrypt(&v, &mut rng).unwrap();
+        ct.drop_to_level(2).unwrap();
+        let (masked, m) = fhe_core::refresh::mask(&params, &ct, 52, 40, &mut rng).unwrap();
+        let bytes = masked.to_bytes(&params).unwrap();
+        let mut ans = Answerer::new(
+            params.clone(),
+            SecretKey::from_coeffs(&params, sk.coeffs()).unwrap(),
+        );
+        let top = params.max_level();
+        let req = |level: usize| RequestBody::RefreshAt {
+            level: level as u32,
+            ct: bytes.clone(),
+        };
+        let ResponseBody::Refreshed(b) = ans.answer(req(top - 1)).unwrap() else {
+            panic!("not a refresh answer");
+        };
+        let fresh = Ciphertext::from_bytes(&params, &b).unwrap();
+        assert_eq!(fresh.level(), top - 1);
+        let back = fhe_core::refresh::unmask(&params, fresh, &m).unwrap();
+        let got = enc.decrypt(&back).unwrap();
+        let err = v
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-6, "refreshed values off by {err}");
+        // Below the ciphertext's level or above the top: refused, naming the bounds.
+        for bad in [1, top + 1] {
+            let e = ans.answer(req(bad)).unwrap_err();
+            assert!(format!("{e:#}").contains("must lie between"), "{e:#}");
+        }
+    }
+
+    #[test]
     fn only_a_rounded_in_range_loss_goes_back_to_the_cloud() {
         let params = presets::params(presets::INSECURE_TEST).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(5);
