@@ -54,7 +54,8 @@ fn train_step(c: &mut Criterion) {
         let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
         let (hospital, cloud) = setup_bootstrap(&params, &l, 1).unwrap();
         let be = AutoRefresh::new(cloud, 0);
-        bench_step(&mut g, "bootstrap", &tr, l, batch, hospital, be);
+        let config = TrainConfig::bootstrapped();
+        bench_step(&mut g, "bootstrap", &tr, (l, config), batch, hospital, be);
     }
     for (preset, batch) in points {
         let params = presets::by_name(preset).unwrap().validate().unwrap();
@@ -62,7 +63,15 @@ fn train_step(c: &mut Criterion) {
         let (hospital, cloud) = setup(&params, &l, 1).unwrap();
         let be =
             AutoRefresh::new(cloud, 2).with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
-        bench_step(&mut g, "hospital", &tr, l, batch, hospital, be);
+        bench_step(
+            &mut g,
+            "hospital",
+            &tr,
+            (l, TrainConfig::default()),
+            batch,
+            hospital,
+            be,
+        );
     }
     g.finish();
 }
@@ -73,7 +82,7 @@ fn bench_step<R: Refresher>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     mode: &str,
     tr: &Dataset,
-    l: Layout,
+    (l, config): (Layout, TrainConfig),
     batch: usize,
     mut hospital: Hospital,
     mut be: AutoRefresh<CkksBackend<R>>,
@@ -82,7 +91,7 @@ fn bench_step<R: Refresher>(
     let idx: Vec<usize> = (0..batch.div_ceil(l.rows).min(packed.len())).collect();
     let chunks = packed.map(|v| hospital.encrypt_data(v).unwrap());
     let batch_ct = chunks.batch(&idx);
-    let mut trainer = Trainer::new(l, TrainConfig::default());
+    let mut trainer = Trainer::new(l, config);
     let mut state = trainer.zero_state(|v| hospital.encrypt(&v).unwrap());
     let log_n = l.slots.trailing_zeros() + 1;
     g.bench_function(BenchmarkId::new(format!("{mode}/{log_n}"), batch), |b| {

@@ -50,9 +50,13 @@ fn main() {
         let mirror = Mirror::new(l.slots, top);
         let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
         let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
-        let data_level = trainer_core::refresh::data_level(top);
+        let data_level = if min_level == 0 {
+            top
+        } else {
+            trainer_core::ckks::data_level(&params)
+        };
         let chunks = packed.map(|v| mirror.vector_at(v.to_vec(), data_level));
-        let mut trainer = Trainer::new(l, TrainConfig::default());
+        let mut trainer = Trainer::new(l, config(min_level));
         let mut state = trainer.zero_state(|v| mirror.vector(v));
         let window = window(min_level);
         let mut be = AutoRefresh::new(mirror, min_level).with_window(window);
@@ -94,6 +98,15 @@ fn main() {
         let (hospital, cloud) = setup(&params, &l, 1).expect("keys");
         eprintln!("hospital-aided refresh");
         job(t0.elapsed().as_secs_f64()).run(hospital, cloud, 2);
+    }
+}
+
+/// The bootstrapped mode (`min_level` 0) refreshes the weights compactly.
+fn config(min_level: usize) -> TrainConfig {
+    if min_level == 0 {
+        TrainConfig::bootstrapped()
+    } else {
+        TrainConfig::default()
     }
 }
 
@@ -151,7 +164,7 @@ impl Job<'_> {
             idx.len(),
             packed.len()
         );
-        let mut trainer = Trainer::new(l, TrainConfig::default());
+        let mut trainer = Trainer::new(l, config(min_level));
         let mut state = trainer.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
         let window = window(min_level);
         let mut be = AutoRefresh::new(Timed::new(cloud), min_level).with_window(window);

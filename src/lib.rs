@@ -44,7 +44,7 @@ pub mod harness {
         pub level: usize,
         /// Scale of fresh ciphertexts.
         pub scale: f64,
-        /// Level data is encrypted at ([`trainer_core::refresh::data_level`]).
+        /// Level data is encrypted at ([`trainer_core::ckks::data_level`]).
         pub data_level: usize,
         /// Scale of data ciphertexts.
         pub data_scale: f64,
@@ -63,7 +63,7 @@ pub mod harness {
             R: trainer_core::ckks::Refresher,
         {
             let level = cloud.top_level();
-            let data_level = trainer_core::refresh::data_level(level);
+            let data_level = trainer_core::ckks::data_level(params).min(level);
             Ok(Self {
                 params: params.clone(),
                 sk,

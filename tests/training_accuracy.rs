@@ -60,6 +60,7 @@ fn run(fx: Fx, plan: Plan) {
     let config = TrainConfig {
         schedule,
         softmax: SoftmaxApprox::default(),
+        compact_refresh: false,
     };
     let (mut t_enc, mut t_mir) = (Trainer::new(l, config.clone()), Trainer::new(l, config));
     let mut s_enc = t_enc.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));

@@ -18,7 +18,7 @@ use fhe_core::keys::SecretKey;
 use fhe_core::params::presets;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use trainer_core::backend::{Backend, Mirror};
+use trainer_core::backend::{Backend, Mirror, MirrorVector};
 use trainer_core::ckks::{Bootstrap, CkksBackend};
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
@@ -97,5 +97,81 @@ fn bootstrapped_step_tracks_the_mirror() {
         let p = Precision::of_real(&cm.values, &got);
         eprintln!("weights after a bootstrapped step: {p:?}");
         assert!(p.min_bits >= 12.0, "weights {p:?}");
+    }
+}
+
+/// The compact refresh of the weights (`TrainConfig::compact_refresh`) on real bootstrapping:
+/// all `2·c_pad` replicated diagonals through **one** bootstrapping, values kept to the
+/// bootstrapping's precision, levels as on the mirror. A layout small enough that the toy
+/// chain's 512 slots hold one row block per vector.
+#[test]
+fn compact_refresh_bootstraps_all_the_weights_at_once() {
+    let params = presets::toy_insecure_boot_train()
+        .validate()
+        .expect("params");
+    let slots = params.max_slots();
+    let l = Layout::new(slots, 12, 3).expect("layout");
+    let k = 2 * l.c_pad;
+    assert!(k.next_power_of_two() <= l.rows, "{} rows", l.rows);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let sk = SecretKey::generate(&params, &mut rng).expect("sk");
+    let boot = Bootstrapper::new(&params, BootstrapConfig::new(&params, slots)).expect("boot");
+    let keys = Arc::new(
+        boot.generate_keys(&sk, &l.all_steps(), &mut rng)
+            .expect("keys"),
+    );
+    let after = boot.levels_after();
+    let refresher = Bootstrap::new(&params, boot, keys.clone());
+    let ckks = CkksBackend::new(&params, keys, refresher)
+        .expect("backend")
+        .with_top_level(after - 1)
+        .expect("top level");
+    let top = ckks.top_level();
+    let enc = Encoder::new(&params, slots).expect("encoder");
+    let mirror = Mirror::new(slots, top);
+    let values: Vec<Vec<f64>> = (0..k)
+        .map(|j| {
+            let block: Vec<f64> = (0..l.block)
+                .map(|i| ((i * 5 + j * 7) % 13) as f64 * 0.05 - 0.3)
+                .collect();
+            block.repeat(l.rows)
+        })
+        .collect();
+    let mut be_enc = AutoRefresh::new(ckks, 0);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 0);
+    // Weights as a step leaves them: one level left.
+    let cts: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let pt = enc
+                .encode_at(v, be_enc.inner.scale_at(1), 1)
+                .expect("encode");
+            encrypt_sk(&params, &sk, &pt, &mut rng).expect("encrypt")
+        })
+        .collect();
+    let mir: Vec<MirrorVector> = values
+        .iter()
+        .map(|v| mirror.vector_at(v.clone(), 1))
+        .collect();
+    let mut t_enc = Trainer::new(l, TrainConfig::bootstrapped());
+    let mut t_mir = Trainer::new(l, TrainConfig::bootstrapped());
+    let out_enc = t_enc
+        .compact_refresh(&mut be_enc, &cts.iter().collect::<Vec<_>>())
+        .expect("compact refresh")
+        .expect("fits");
+    let out_mir = t_mir
+        .compact_refresh(&mut be_mir, &mir.iter().collect::<Vec<_>>())
+        .expect("mirror")
+        .expect("fits");
+    assert_eq!(be_enc.inner.refresher_mut().count, 1, "one bootstrapping");
+    assert_eq!(be_enc.counts(), be_mir.counts(), "same operations");
+    for ((ce, cm), want) in out_enc.iter().zip(&out_mir).zip(&values) {
+        assert_eq!(ce.level(), cm.level);
+        assert_eq!(ce.level(), top - 1);
+        let got = enc
+            .decode(&decrypt(&params, &sk, ce).expect("decrypt"))
+            .expect("decode");
+        let p = Precision::of_real(want, &got);
+        assert!(p.min_bits >= 15.0, "compactly refreshed weights {p:?}");
     }
 }

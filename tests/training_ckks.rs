@@ -36,6 +36,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     let config = TrainConfig {
         schedule,
         softmax: SoftmaxApprox::default(),
+        compact_refresh: false,
     };
     let mut t_enc = Trainer::new(l, config.clone());
     let mut t_mir = Trainer::new(l, config);

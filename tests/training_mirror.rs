@@ -70,6 +70,7 @@ fn run(fx: Fx, plan: Plan) -> Run {
         TrainConfig {
             schedule,
             softmax: SoftmaxApprox::default(),
+            compact_refresh: false,
         },
     );
     let mut state = trainer.zero_state(|v| mirror.vector(v));
@@ -184,6 +185,7 @@ fn step_op_counts_match_the_formulas() {
         TrainConfig {
             schedule: Schedule::default(),
             softmax: approx.clone(),
+            compact_refresh: false,
         },
     );
     let mut state = trainer.zero_state(|v| mirror.vector(v));
@@ -221,6 +223,7 @@ fn mirror_weights_equal_exact_nag_weights_step_by_step() {
         TrainConfig {
             schedule,
             softmax: SoftmaxApprox::default(),
+            compact_refresh: false,
         },
     );
     let mut state = trainer.zero_state(|v| m.vector(v));

@@ -92,6 +92,13 @@ pub trait Backend {
     fn refresh_many(&mut self, vs: &[&Self::Vector]) -> Result<Vec<Self::Vector>, Self::Error> {
         vs.iter().map(|v| self.refresh(v)).collect()
     }
+    /// Whether `v` would be refreshed before it has gone through `levels` more
+    /// level-consuming operations ([`crate::refresh::AutoRefresh`]); `false` for backends
+    /// that refresh nothing by themselves.
+    fn needs_refresh(&self, v: &Self::Vector, levels: usize) -> bool {
+        let _ = (v, levels);
+        false
+    }
     /// [`Backend::refresh_many`] of vectors that are lowered to `level` right after
     /// ([`crate::refresh::AutoRefresh::window`]): a backend may produce them there directly
     /// (the hospital then re-encrypts on that level's primes, not the top's).
@@ -188,7 +195,7 @@ impl Mirror {
     }
 
     /// A vector at `level` (at most the top), as data encrypted below the top
-    /// ([`crate::refresh::data_level`]).
+    /// ([`crate::ckks::data_level`]).
     pub fn vector_at(&self, values: Vec<f64>, level: usize) -> MirrorVector {
         MirrorVector {
             values,

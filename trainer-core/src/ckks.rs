@@ -74,6 +74,21 @@ pub fn working_scales(params: &Params, top: usize) -> Vec<f64> {
     scales
 }
 
+/// The level the hospital encrypts data (samples, labels) at for `params`: on a chain without
+/// bootstrapping primes, [`crate::refresh::HOSPITAL_DATA_LEVEL`] (or the working top when
+/// that is lower), where the hospital-aided step needs it; on a bootstrappable chain the
+/// working top: there every level the data has spares the weights a bootstrapping (the
+/// gradient's products are taken at the data's level, so data at the top lets the weights
+/// go two steps between their refreshes instead of one).
+pub fn data_level(params: &Params) -> usize {
+    let top = working_top(params);
+    if top + 1 < params.max_level() {
+        top
+    } else {
+        top.min(crate::refresh::HOSPITAL_DATA_LEVEL)
+    }
+}
+
 /// How masked refresh requests reach the hospital and come back: in process
 /// ([`LocalHospital`]), through files, or over a socket.
 pub trait Transport {

@@ -22,7 +22,7 @@ pub const HOSPITAL_WINDOW: usize = 10;
 pub const HOSPITAL_MIN_LEVEL: usize = 2;
 
 /// The level the hospital encrypts the training, validation and test data at for the
-/// hospital-aided mode (capped by the backend's top level, [`data_level`]):
+/// hospital-aided mode (capped by the backend's top level, [`crate::ckks::data_level`]):
 /// [`HOSPITAL_MIN_LEVEL`] + 3. The data only ever meets three levels of work: the logits (the
 /// product with the weights and the class mask) and the gradient (the product with the
 /// errors, its mask, then the momentum term of the update), so anything above that would
@@ -31,12 +31,6 @@ pub const HOSPITAL_MIN_LEVEL: usize = 2;
 /// cost every time, about a third less rotation work) and the upload is 6 of the top level's
 /// 31 primes.
 pub const HOSPITAL_DATA_LEVEL: usize = HOSPITAL_MIN_LEVEL + 3;
-
-/// The level data is encrypted at for a backend whose fresh values are at `top`:
-/// [`HOSPITAL_DATA_LEVEL`], or `top` when that is lower.
-pub fn data_level(top: usize) -> usize {
-    top.min(HOSPITAL_DATA_LEVEL)
-}
 
 /// Wraps a backend with the automatic refresh policy.
 #[derive(Clone, Debug)]
@@ -84,6 +78,12 @@ impl<B: Backend> AutoRefresh<B> {
                 .refresh_many_to(vs, self.min_level.saturating_add(w)),
             None => self.inner.refresh_many(vs),
         }
+    }
+
+    /// Levels a refreshed value has above `min_level`.
+    fn capacity(&self) -> usize {
+        let top = self.inner.top_level().saturating_sub(self.min_level);
+        self.window.map_or(top, |w| w.min(top))
     }
 
     fn fresh(&mut self, v: &B::Vector) -> Result<Option<B::Vector>, B::Error> {
@@ -190,12 +190,12 @@ impl<B: Backend> Backend for AutoRefresh<B> {
         let stale: Vec<&B::Vector> = vs
             .iter()
             .copied()
-            .filter(|v| self.inner.level(v) < self.min_level + levels)
+            .filter(|v| self.needs_refresh(v, levels))
             .collect();
         let mut fresh = self.refreshed_many(&stale)?.into_iter();
         let mut out = Vec::with_capacity(vs.len());
         for v in vs {
-            out.push(if self.inner.level(v) < self.min_level + levels {
+            out.push(if self.needs_refresh(v, levels) {
                 fresh.next()
             } else {
                 self.reserve(v, levels)?
@@ -203,11 +203,18 @@ impl<B: Backend> Backend for AutoRefresh<B> {
         }
         Ok(out)
     }
+    /// More levels than a refresh gives (the window, or the top) cannot be reserved: then only
+    /// a vector with no level left needs a refresh now, and the computation refreshes
+    /// along the way.
+    fn needs_refresh(&self, v: &B::Vector, levels: usize) -> bool {
+        let levels = if levels > self.capacity() { 1 } else { levels };
+        self.inner.level(v) < self.min_level + levels
+    }
     fn reserve(&mut self, v: &B::Vector, levels: usize) -> Result<Option<B::Vector>, B::Error> {
-        let level = self.inner.level(v);
-        if level < self.min_level + levels {
+        if self.needs_refresh(v, levels) {
             return Ok(Some(self.refreshed(v)?));
         }
+        let level = self.inner.level(v);
         match self.window {
             Some(w) if level > self.min_level + w.max(levels) => {
                 Ok(Some(self.inner.lower(v, self.min_level + w.max(levels))?))
@@ -258,6 +265,16 @@ mod tests {
         low.level = 2;
         let f = wb.mul_const(&low, 1.0).unwrap();
         assert_eq!((f.level, wb.counts().refresh), (6, 2));
+        // More levels than a refresh gives (the window's 5) cannot be reserved: a vector that
+        // can still take one is left for the computation to refresh along the way, one that
+        // cannot is refreshed.
+        let mut mid = m.vector(alloc::vec![0.5; 4]);
+        mid.level = 3;
+        assert!(!wb.needs_refresh(&mid, 9));
+        assert!(wb.reserve(&mid, 9).unwrap().is_none());
+        assert!(wb.needs_refresh(&low, 9));
+        assert_eq!(wb.reserve(&low, 9).unwrap().unwrap().level, 7);
+        assert!(wb.needs_refresh(&mid, 2) && !wb.needs_refresh(&mid, 1));
         // The plain mirror refreshes nothing by itself.
         let mut plain = m.clone();
         assert!(plain.reserve(&v, 100).unwrap().is_none());

@@ -93,10 +93,15 @@ impl SoftmaxApprox {
         libm::exp2(f64::from(self.rounds))
     }
 
+    /// Levels the exponential consumes: its powers, then the coefficient products.
+    pub fn exp_depth(&self) -> usize {
+        (usize::BITS - self.exp_degree.leading_zeros()) as usize + 1
+    }
+
     /// Levels one evaluation consumes.
     pub fn depth(&self) -> usize {
-        let exp = (usize::BITS - self.exp_degree.leading_zeros()) as usize + 1;
-        exp + (self.first_steps as usize + 1)
+        self.exp_depth()
+            + (self.first_steps as usize + 1)
             + self.rounds.saturating_sub(1) as usize * (self.round_steps as usize + 2)
             + usize::from(self.rounds > 0) * (self.last_steps as usize + 2)
     }
@@ -291,6 +296,11 @@ fn normalise<B: Backend>(
     steps: u32,
 ) -> Result<B::Vector, B::Error> {
     let (alpha, neg_alpha, neg_alpha_sq) = centre;
+    // The whole normalisation (`steps` factors, then the product with `x`) at once: one
+    // refresh of `x` here when it has too few levels, rather than refreshes of the sum, of
+    // both chains and of `x` along the way.
+    let reserved = be.reserve(x, steps as usize + 1)?;
+    let x = reserved.as_ref().unwrap_or(x);
     let s = class_sum(be, x, sum_steps)?;
     // ε = 1 − αS on the class slots and 0 elsewhere, α(1 + ε) = 2α − α²S (2α elsewhere): one
     // plaintext product of S each. Off the class slots every factor is then 1 and the
@@ -324,6 +334,10 @@ pub fn evaluate<B: Backend>(
     u: &B::Vector,
     sum_steps: &[i64],
 ) -> Result<B::Vector, B::Error> {
+    // One refresh of `u` when the exponential would run out of levels (rather than one per
+    // power that does).
+    let reserved = be.reserve(u, approx.exp_depth())?;
+    let u = reserved.as_ref().unwrap_or(u);
     let pw = powers(be, u, approx.exp_degree)?;
     let mut acc: Option<B::Vector> = None;
     for (xk, &pid) in pw.iter().zip(&plains.exp_terms) {

@@ -117,6 +117,9 @@ impl<B: Backend> Backend for Timed<B> {
     fn lower(&mut self, v: &B::Vector, level: usize) -> Result<B::Vector, B::Error> {
         timed(&mut self.times.cmult, || self.inner.lower(v, level))
     }
+    fn needs_refresh(&self, v: &B::Vector, levels: usize) -> bool {
+        self.inner.needs_refresh(v, levels)
+    }
     fn refresh_many(&mut self, vs: &[&B::Vector]) -> Result<Vec<B::Vector>, B::Error> {
         timed(&mut self.times.refresh, || self.inner.refresh_many(vs))
     }

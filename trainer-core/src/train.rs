@@ -67,6 +67,23 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// The softmax approximation.
     pub softmax: SoftmaxApprox,
+    /// Refresh the weights and the look-ahead with **one** refresh, each diagonal packed into
+    /// its own row block ([`Trainer::compact_refresh`]), instead of one refresh per diagonal
+    /// (`2·c_pad` of them). For bootstrapping, where a refresh costs far more than the
+    /// `log2(rows/g) + 2·c_pad·log2 g` rotations of the unpacking (`g = 2·c_pad` rounded up
+    /// to a power of two); it costs one level before the refresh and one after.
+    pub compact_refresh: bool,
+}
+
+impl TrainConfig {
+    /// The defaults for a backend that refreshes by bootstrapping: the weights refreshed
+    /// compactly ([`Self::compact_refresh`]).
+    pub fn bootstrapped() -> Self {
+        Self {
+            compact_refresh: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// Cost of one step.
@@ -85,6 +102,7 @@ pub struct Trainer {
     unit_masks: BTreeMap<usize, PlainId>,
     softmax_plains: BTreeMap<Vec<usize>, SoftmaxPlains>,
     grad_masks: BTreeMap<u64, PlainId>,
+    row_masks: BTreeMap<(usize, usize), PlainId>,
 }
 
 impl Trainer {
@@ -97,6 +115,7 @@ impl Trainer {
             unit_masks: BTreeMap::new(),
             softmax_plains: BTreeMap::new(),
             grad_masks: BTreeMap::new(),
+            row_masks: BTreeMap::new(),
         }
     }
 
@@ -119,6 +138,99 @@ impl Trainer {
             .map(|_| fresh(alloc::vec![0.0; self.layout.slots]))
             .collect();
         State { w, look, step: 0 }
+    }
+
+    /// 1 on every row block `b ≡ j (mod period)`, 0 elsewhere.
+    fn row_mask<B: Backend>(&mut self, be: &mut B, j: usize, period: usize) -> PlainId {
+        let l = self.layout;
+        *self.row_masks.entry((j, period)).or_insert_with(|| {
+            let period = period.max(1);
+            be.plain(
+                (0..l.slots)
+                    .map(|s| f64::from(u8::from((s / l.block.max(1)) % period == j)))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Refreshes vectors that are the same in every row block (the weights' diagonals and
+    /// the look-ahead's) with one refresh: vector `j` masked to row block `j` and all of them
+    /// summed (one level), refreshed, spread with period `g` (`k` vectors rounded up to a
+    /// power of two) by `log2(rows/g)` rotations, then per vector the blocks `≡ j (mod g)`
+    /// masked (one level) and spread over all rows by `log2 g` rotations. `None` when the
+    /// vectors do not fit one per row block.
+    pub fn compact_refresh<B: Backend>(
+        &mut self,
+        be: &mut B,
+        vs: &[&B::Vector],
+    ) -> Result<Option<Vec<B::Vector>>, B::Error> {
+        let l = self.layout;
+        let g = vs.len().next_power_of_two();
+        if vs.is_empty() || g > l.rows {
+            return Ok(None);
+        }
+        let mut packed: Option<B::Vector> = None;
+        for (j, v) in vs.iter().enumerate() {
+            let m = self.row_mask(be, j, l.rows);
+            let t = be.mul_plain(v, m)?;
+            packed = Some(match packed {
+                None => t,
+                Some(a) => be.add(&a, &t)?,
+            });
+        }
+        let Some(packed) = packed else {
+            return Ok(None);
+        };
+        let mut spread = be.refresh(&packed)?;
+        let period = (l.block * g) as i64;
+        let steps = l.row_sum_steps();
+        for &s in steps.iter().filter(|&&s| s >= period) {
+            let r = be.rotate(&spread, s)?;
+            spread = be.add(&spread, &r)?;
+        }
+        let mut out = Vec::with_capacity(vs.len());
+        for j in 0..vs.len() {
+            let m = self.row_mask(be, j, g);
+            let mut t = be.mul_plain(&spread, m)?;
+            for &s in steps.iter().filter(|&&s| s < period) {
+                let r = be.rotate(&t, s)?;
+                t = be.add(&t, &r)?;
+            }
+            out.push(t);
+        }
+        Ok(Some(out))
+    }
+
+    /// Before a step: with [`TrainConfig::compact_refresh`], the weights and the look-ahead
+    /// are refreshed together by [`Self::compact_refresh`] when the weights cannot take the
+    /// momentum's level or the look-ahead has fewer than four: the data's rotations are
+    /// taken at its level, so the gradient product, its mask and the update leave the new
+    /// weights three levels below it, and the next compact refresh needs one for its packing
+    /// mask. Otherwise (and always without it, or when a vector has no level left for the
+    /// packing mask) the look-ahead is reserved on its own and the weights later in the step.
+    fn reserve_state<B: Backend>(
+        &mut self,
+        be: &mut B,
+        state: &mut State<B::Vector>,
+    ) -> Result<(), B::Error> {
+        if self.config.compact_refresh {
+            let stale = state.look.iter().any(|v| be.needs_refresh(v, 4))
+                || state.w.iter().any(|v| be.needs_refresh(v, 1));
+            let maskable = state
+                .look
+                .iter()
+                .chain(&state.w)
+                .all(|v| !be.needs_refresh(v, 1));
+            if stale && maskable {
+                let all: Vec<&B::Vector> = state.look.iter().chain(&state.w).collect();
+                if let Some(mut fresh) = self.compact_refresh(be, &all)? {
+                    let w = fresh.split_off(state.look.len());
+                    state.look = fresh;
+                    state.w = w;
+                }
+            }
+        }
+        reserve_in_place(be, &mut state.look, 2)
     }
 
     fn logit_mask<B: Backend>(&mut self, be: &mut B, rows: usize) -> PlainId {
@@ -220,7 +332,7 @@ impl Trainer {
     /// [`Backend::reserve`]; borrowed otherwise), then lowered to the level the products are
     /// taken at, the lowest among them and the data. Lowering each weight once here saves an
     /// alignment per chunk and product; data the hospital encrypted low
-    /// ((`crate::refresh::data_level`)) then keeps every product and rotation of the step on
+    /// ([`crate::ckks::data_level`]) then keeps every product and rotation of the step on
     /// few primes.
     fn ready<'w, B: Backend>(
         be: &mut B,
@@ -421,7 +533,7 @@ impl Trainer {
     ) -> Result<StepReport, B::Error> {
         let before = be.counts();
         let l = self.layout;
-        reserve_in_place(be, &mut state.look, 2)?;
+        self.reserve_state(be, state)?;
         let (look, level) = Self::ready(be, &state.look, &batch.x)?;
         let mut rxs = Vec::with_capacity(batch.x.len());
         let mut us = Vec::with_capacity(batch.x.len());
@@ -431,7 +543,8 @@ impl Trainer {
             rxs.push(rx);
         }
         // After the unpacking mask: the gradient product, its mask and the momentum step.
-        let probs = self.probabilities(be, us, &batch.rows, 3)?;
+        let tail = 3 + usize::from(self.config.compact_refresh);
+        let probs = self.probabilities(be, us, &batch.rows, tail)?;
         let mut errs = Vec::with_capacity(batch.x.len());
         for (p, y) in probs.iter().zip(&batch.y) {
             let mut e = be.sub(p, y)?;
@@ -658,5 +771,99 @@ mod tests {
                 assert!(keys.contains(&s) && keys.contains(&-s), "step {s}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod compact_tests {
+    use super::*;
+    use crate::backend::{Mirror, MirrorVector};
+    use crate::refresh::AutoRefresh;
+
+    /// `k` vectors that repeat one row block each, at `level`.
+    fn replicated(m: &Mirror, l: &Layout, k: usize, level: usize) -> Vec<MirrorVector> {
+        (0..k)
+            .map(|j| {
+                let block: Vec<f64> = (0..l.block)
+                    .map(|i| ((i * 7 + j * 3) % 11) as f64 * 0.1 - 0.5)
+                    .collect();
+                m.vector_at(block.repeat(l.rows), level)
+            })
+            .collect()
+    }
+
+    /// One refresh, the rotations the docs count, the values back in every row block, two
+    /// levels below the top; and `None` when the vectors do not fit one per row block.
+    #[test]
+    fn compact_refresh_brings_back_replicated_vectors_with_one_refresh() {
+        for (slots, features, classes) in [(4096, 20, 5), (8192, 192, 8)] {
+            let l = Layout::new(slots, features, classes).unwrap();
+            let k = 2 * l.c_pad;
+            let g = k.next_power_of_two();
+            assert!(g <= l.rows, "{slots} slots: {} rows", l.rows);
+            let m = Mirror::new(l.slots, 9);
+            let mut be = AutoRefresh::new(m.clone(), 0);
+            let mut t = Trainer::new(l, TrainConfig::bootstrapped());
+            let vs = replicated(&m, &l, k, 2);
+            let refs: Vec<&MirrorVector> = vs.iter().collect();
+            let before = be.counts();
+            let out = t.compact_refresh(&mut be, &refs).unwrap().unwrap();
+            let c = be.counts() - before;
+            assert_eq!(c.refresh, 1);
+            let spread = (l.rows / g).trailing_zeros() as u64;
+            assert_eq!(c.rot, spread + k as u64 * u64::from(g.trailing_zeros()));
+            assert_eq!(out.len(), k);
+            for (o, v) in out.iter().zip(&vs) {
+                assert_eq!(o.level, 8, "refreshed, then the unpacking mask");
+                assert_eq!(o.values, v.values);
+            }
+            let too_many = replicated(&m, &l, l.rows + 1, 2);
+            let refs: Vec<&MirrorVector> = too_many.iter().collect();
+            assert!(t.compact_refresh(&mut be, &refs).unwrap().is_none());
+        }
+    }
+
+    /// Training with the compact refresh takes the same steps (the same weights on the
+    /// mirror) as without, for far fewer refreshes.
+    #[test]
+    fn compact_refresh_changes_the_cost_and_not_the_steps() {
+        let l = Layout::new(8192, 192, 8).unwrap();
+        let m = Mirror::new(l.slots, 9);
+        let x: Vec<f64> = (0..l.slots)
+            .map(|i| ((i * 13) % 17) as f64 * 0.02 - 0.16)
+            .collect();
+        let rows = l.rows;
+        let y = l.pack_y((0..rows).map(|r| r % l.c));
+        // Two chunks (a packed softmax, unpacked), as in every real batch.
+        let batch = Batch {
+            x: alloc::vec![m.vector(x.clone()), m.vector(x)],
+            y: alloc::vec![m.vector(y.clone()), m.vector(y)],
+            rows: alloc::vec![rows, rows],
+        };
+        let run = |config: TrainConfig| {
+            let mut t = Trainer::new(l, config);
+            let mut be = AutoRefresh::new(m.clone(), 0);
+            let mut s = t.zero_state(|v| m.vector(v));
+            for _ in 0..10 {
+                t.step(&mut be, &mut s, &batch).unwrap();
+            }
+            (s.w, be.counts().refresh)
+        };
+        let (w_plain, r_plain) = run(TrainConfig::default());
+        let (w_compact, r_compact) = run(TrainConfig::bootstrapped());
+        for (a, b) in w_plain.iter().zip(&w_compact) {
+            let worst = a
+                .values
+                .iter()
+                .zip(&b.values)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-12, "weights differ by {worst}");
+        }
+        assert!(
+            r_compact < r_plain,
+            "refreshes: {r_compact} compact, {r_plain} one per diagonal"
+        );
     }
 }

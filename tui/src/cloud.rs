@@ -603,6 +603,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let config = TrainConfig {
         schedule: a.hyper.schedule(),
         softmax: SoftmaxApprox::default(),
+        // One bootstrapping for all the weights, not one per pair of diagonals.
+        compact_refresh: a.link.refresh == RefreshMode::Bootstrap,
     };
     let mut trainer = Trainer::new(layout, config);
     let mut be = a.link.backend(&params, &inp.keys)?;
@@ -821,6 +823,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         TrainConfig {
             schedule: Schedule::default(),
             softmax: SoftmaxApprox::default(),
+            compact_refresh: false,
         },
     );
     let mut be = a.link.backend(&params, &inp.keys)?;

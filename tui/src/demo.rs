@@ -408,8 +408,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
 
     let mut be_enc = local_backend(&params, &sk, keys)?;
     let mirror = Mirror::new(params.max_slots(), be_enc.top_level());
-    let data_level =
-        trainer_core::refresh::data_level(trainer_core::backend::Backend::top_level(&mirror));
+    let data_level = trainer_core::ckks::data_level(&params);
     let chunks_mir = packed.map(|v| mirror.vector_at(v.to_vec(), data_level));
     let schedule = Schedule {
         learning_rate: args.lr,
@@ -419,6 +418,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     let config = TrainConfig {
         schedule,
         softmax: SoftmaxApprox::default(),
+        compact_refresh: false,
     };
     let mut t_enc = Trainer::new(layout, config.clone());
     let mut t_mir = Trainer::new(layout, config);

@@ -325,7 +325,7 @@ pub fn keygen(a: &KeygenArgs) -> Result<()> {
 }
 
 /// Encrypts packed data (samples or labels) with the canonical scale at the data level
-/// (`trainer_core::refresh::data_level`): the training step never uses more of it, so the
+/// (`trainer_core::ckks::data_level`): the training step never uses more of it, so the
 /// cloud's rotations of it are cheap and the upload small.
 pub struct Encryptor<'a> {
     pub params: &'a Params,
@@ -340,7 +340,7 @@ impl<'a> Encryptor<'a> {
         // The scales the cloud's backend works with (trainer_core::ckks), at the data level.
         let top = trainer_core::ckks::working_top(params);
         let scales = trainer_core::ckks::working_scales(params, top);
-        let level = trainer_core::refresh::data_level(top);
+        let level = trainer_core::ckks::data_level(params);
         let scale = scales.get(level).copied().unwrap_or(params.scale());
         Ok(Self {
             params,

@@ -695,12 +695,12 @@ impl<'s, 'e> Run<'s, 'e> {
         let config = TrainConfig {
             schedule: s.schedule,
             softmax: SoftmaxApprox::default(),
+            compact_refresh: false,
         };
         let t_enc = Trainer::new(layout, config.clone());
         let t_mir = Trainer::new(layout, config);
         let mirror = Mirror::new(params.max_slots(), trainer_core::ckks::working_top(params));
-        let data_level =
-            trainer_core::refresh::data_level(trainer_core::backend::Backend::top_level(&mirror));
+        let data_level = trainer_core::ckks::data_level(params);
         let chunks_mir = s.packed.map(|v| mirror.vector_at(v.to_vec(), data_level));
         let be_mir = AutoRefresh::new(mirror.clone(), trainer_core::refresh::HOSPITAL_MIN_LEVEL)
             .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
