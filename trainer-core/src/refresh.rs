@@ -169,8 +169,9 @@ impl<B: Backend> Backend for AutoRefresh<B> {
     fn rotate_many(&mut self, a: &B::Vector, steps: &[i64]) -> Result<Vec<B::Vector>, B::Error> {
         self.inner.rotate_many(a, steps)
     }
+    /// Into the window, as the automatic refreshes.
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
-        self.inner.refresh(v)
+        self.refreshed(v)
     }
     fn lower(&mut self, v: &B::Vector, level: usize) -> Result<B::Vector, B::Error> {
         self.inner.lower(v, level)
