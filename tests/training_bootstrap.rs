@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod common;
 
+use blindtuner::harness::setup_bootstrap;
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::encoding::{Encoder, Precision};
@@ -113,21 +114,8 @@ fn compact_refresh_bootstraps_all_the_weights_at_once() {
     let l = Layout::new(slots, 12, 3).expect("layout");
     let k = 2 * l.c_pad;
     assert!(k.next_power_of_two() <= l.rows, "{} rows", l.rows);
-    let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let sk = SecretKey::generate(&params, &mut rng).expect("sk");
-    let boot = Bootstrapper::new(&params, BootstrapConfig::new(&params, slots)).expect("boot");
-    let keys = Arc::new(
-        boot.generate_keys(&sk, &l.all_steps(), &mut rng)
-            .expect("keys"),
-    );
-    let after = boot.levels_after();
-    let refresher = Bootstrap::new(&params, boot, keys.clone());
-    let ckks = CkksBackend::new(&params, keys, refresher)
-        .expect("backend")
-        .with_top_level(after - 1)
-        .expect("top level");
+    let (mut hospital, ckks) = setup_bootstrap(&params, &l, 6).expect("keys");
     let top = ckks.top_level();
-    let enc = Encoder::new(&params, slots).expect("encoder");
     let mirror = Mirror::new(slots, top);
     let values: Vec<Vec<f64>> = (0..k)
         .map(|j| {
@@ -143,10 +131,8 @@ fn compact_refresh_bootstraps_all_the_weights_at_once() {
     let cts: Vec<_> = values
         .iter()
         .map(|v| {
-            let pt = enc
-                .encode_at(v, be_enc.inner.scale_at(1), 1)
-                .expect("encode");
-            encrypt_sk(&params, &sk, &pt, &mut rng).expect("encrypt")
+            let ct = hospital.encrypt(v).expect("encrypt");
+            be_enc.lower(&ct, 1).expect("lower")
         })
         .collect();
     let mir: Vec<MirrorVector> = values
@@ -168,9 +154,7 @@ fn compact_refresh_bootstraps_all_the_weights_at_once() {
     for ((ce, cm), want) in out_enc.iter().zip(&out_mir).zip(&values) {
         assert_eq!(ce.level(), cm.level);
         assert_eq!(ce.level(), top - 1);
-        let got = enc
-            .decode(&decrypt(&params, &sk, ce).expect("decrypt"))
-            .expect("decode");
+        let got = hospital.decrypt(ce).expect("decrypt");
         let p = Precision::of_real(want, &got);
         assert!(p.min_bits >= 15.0, "compactly refreshed weights {p:?}");
     }
