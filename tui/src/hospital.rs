@@ -1033,6 +1033,35 @@ mod tests {
     }
 
     #[test]
+    fn data_is_encrypted_at_the_data_level_with_its_canonical_scale() {
+        let params = presets::params(presets::INSECURE_TEST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let enc = Encryptor::new(&params, &sk).unwrap();
+        let top = trainer_core::ckks::working_top(&params);
+        let level = trainer_core::ckks::data_level(&params);
+        assert_eq!(level, top.min(trainer_core::refresh::HOSPITAL_DATA_LEVEL));
+        assert!(level < top, "the test preset has levels above the data's");
+        let v: Vec<f64> = (0..params.max_slots()).map(|i| (i % 3) as f64).collect();
+        let ct = enc.encrypt(&v, &mut rng).unwrap();
+        assert_eq!(ct.level(), level);
+        let scales = trainer_core::ckks::working_scales(&params, top);
+        assert_eq!(Some(&ct.scale), scales.get(level));
+        // A smaller upload than the same values encrypted at the top level.
+        let scale_top = scales.get(top).copied().unwrap();
+        let pt = enc.encoder.encode_at(&v, scale_top, top).unwrap();
+        let at_top = encrypt_sk(&params, &sk, &pt, &mut rng).unwrap();
+        let (low, high) = (
+            ct.to_bytes(&params).unwrap().len(),
+            at_top.to_bytes(&params).unwrap().len(),
+        );
+        assert!(
+            low * (top + 1) <= high * (level + 2),
+            "{low} vs {high} bytes"
+        );
+    }
+
+    #[test]
     fn refreshes_are_answered_at_the_level_asked_for_and_no_other() {
         let params = presets::params(presets::INSECURE_TEST).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(6);
