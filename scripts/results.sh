@@ -21,16 +21,16 @@
 # RESULTS_ENC_EPOCHS_<dataset>, e.g. RESULTS_ENC_EPOCHS_blood=3, for one dataset: a finished
 # run is reused only with the settings it was made with), RESULTS_ENC_STEPS (a cap, default
 # none), RESULTS_ENC_BATCH_CHUNKS (chunks per encrypted mini-batch, default 8: 256 samples at
-# n14_train, one softmax pack; the step is then about 2.7 s, three times the samples per second
-# of 2 chunks), RESULTS_THREADS (default: all cores), RESULTS_NO_ENCRYPTED=1, RESULTS_QUICK=1,
+# n14_train, one softmax pack; the step is then about 1.6–2.3 s, three times the samples per
+# second of 2 chunks), RESULTS_THREADS (default: all cores), RESULTS_NO_ENCRYPTED=1, RESULTS_QUICK=1,
 # BLINDTUNER (a binary to use; default: `cargo build --release -p tui` and its blindtuner),
 # RESULTS_RUNS (default data/runs), RESULTS_DOC (default docs/RESULTS.md),
 # RESULTS_IMG (default docs/img).
 #
 # Duration on 2 cores (measured 2026-11-22): feature extraction 55–80 images/s (BloodMNIST
 # 17k images ≈ 5 min, OrganAMNIST 59k ≈ 15 min, MNIST 70k ≈ 18 min; once), mirror runs under
-# a minute each, one encrypted epoch at n14_train, batch 256, ≈ 3–5 s a step on a loaded
-# machine: BloodMNIST 47 steps ≈ 4 min, OrganAMNIST 135 ≈ 9 min, MNIST 211 ≈ 14 min.
+# a minute each, one encrypted epoch at n14_train, batch 256, 1.6–2.3 s a step on a quiet
+# machine (session 4): BloodMNIST 47 steps ≈ 1.3 min, OrganAMNIST 136 ≈ 6 min, MNIST 211 ≈ 8 min.
 #
 # --quick: the embedded fixtures (no extraction), the INSECURE N = 2^11 test preset and a few
 # steps, into data/runs-quick, docs and figures into data/quick/ unless RESULTS_DOC /
