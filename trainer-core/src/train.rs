@@ -77,10 +77,12 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The defaults for a backend that refreshes by bootstrapping: the weights refreshed
-    /// compactly ([`Self::compact_refresh`]).
+    /// compactly ([`Self::compact_refresh`]) and the shallower softmax
+    /// ([`SoftmaxApprox::shallow`]: one bootstrapping fewer per step).
     pub fn bootstrapped() -> Self {
         Self {
             compact_refresh: true,
+            softmax: SoftmaxApprox::shallow(),
             ..Self::default()
         }
     }
@@ -850,7 +852,10 @@ mod compact_tests {
             }
             (s.w, be.counts().refresh)
         };
-        let (w_plain, r_plain) = run(TrainConfig::default());
+        let (w_plain, r_plain) = run(TrainConfig {
+            compact_refresh: false,
+            ..TrainConfig::bootstrapped()
+        });
         let (w_compact, r_compact) = run(TrainConfig::bootstrapped());
         for (a, b) in w_plain.iter().zip(&w_compact) {
             let worst = a

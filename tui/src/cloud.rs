@@ -600,11 +600,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         .unwrap_or_else(|| a.out.with_extension("ckpt"));
     let settings = a.hyper.settings();
     let plan = a.hyper.plan();
+    // With bootstrapping: one bootstrapping for all the weights, not one per pair of
+    // diagonals, and the shallower softmax (one bootstrapping fewer per step).
+    let base = match a.link.refresh {
+        RefreshMode::Bootstrap => TrainConfig::bootstrapped(),
+        RefreshMode::Hospital => TrainConfig::default(),
+    };
     let config = TrainConfig {
         schedule: a.hyper.schedule(),
-        softmax: SoftmaxApprox::default(),
-        // One bootstrapping for all the weights, not one per pair of diagonals.
-        compact_refresh: a.link.refresh == RefreshMode::Bootstrap,
+        ..base
     };
     let mut trainer = Trainer::new(layout, config);
     let mut be = a.link.backend(&params, &inp.keys)?;
