@@ -1,6 +1,7 @@
 //! Cost report of encrypted training steps (hospital-aided refresh): operation counts,
-//! refreshes, the weights' level after the step, and wall-clock seconds split by operation
-//! kind, one JSON object per step.
+//! refreshes, the weights' level after the step, wall-clock seconds split by operation kind
+//! and the operations per level (`rot_levels`, `mult_levels`, `cmult_levels`: level → count),
+//! one JSON object per step.
 //!
 //! `cargo run --release -p blindtuner --example train_cost -- [preset] [batch] [steps] [mirror]`
 //! (defaults: `n16_train 1024 2`; BloodMNIST fixture features, d = 192, c = 8). Memory: the
@@ -24,7 +25,7 @@ use trainer_core::backend::{Backend, Mirror};
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{pack_chunks, shuffled};
-use trainer_core::timing::Timed;
+use trainer_core::timing::{OpLevels, Timed};
 use trainer_core::train::{TrainConfig, Trainer};
 
 fn main() {
@@ -59,23 +60,25 @@ fn main() {
         let mut trainer = Trainer::new(l, config(min_level));
         let mut state = trainer.zero_state(|v| mirror.vector(v));
         let window = window(min_level);
-        let mut be = AutoRefresh::new(mirror, min_level).with_window(window);
+        let mut be = AutoRefresh::new(Timed::new(mirror), min_level).with_window(window);
         for step in 0..steps {
             let c0 = be.counts();
+            be.inner.levels = OpLevels::default();
             let r = trainer
                 .step(&mut be, &mut state, &chunks.batch(&idx))
                 .expect("step");
             let c = be.counts() - c0;
             println!(
                 "{{\"preset\":\"{preset}\",\"mirror\":true,\"batch\":{},\"step\":{step},\
-                 \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\"top_level\":{}}}",
+                 \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\"top_level\":{},{}}}",
                 idx.len() * l.rows,
                 r.ops.mult,
                 r.ops.cmult,
                 r.ops.rot,
                 r.ops.relin,
                 c.refresh,
-                be.top_level()
+                be.top_level(),
+                levels_json(&be.inner.levels)
             );
         }
         return;
@@ -99,6 +102,21 @@ fn main() {
         eprintln!("hospital-aided refresh");
         job(t0.elapsed().as_secs_f64()).run(hospital, cloud, 2);
     }
+}
+
+/// `"rot_levels":{level:count,…},"mult_levels":{…},"cmult_levels":{…}`: how many operations
+/// of the step ran at each level (their cost grows with the level).
+fn levels_json(l: &OpLevels) -> String {
+    let obj = |m: &std::collections::BTreeMap<usize, u64>| {
+        let kv: Vec<String> = m.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", kv.join(","))
+    };
+    format!(
+        "\"rot_levels\":{},\"mult_levels\":{},\"cmult_levels\":{}",
+        obj(&l.rot),
+        obj(&l.mult),
+        obj(&l.cmult)
+    )
 }
 
 /// The bootstrapped mode (`min_level` 0) refreshes the weights compactly.
@@ -171,6 +189,7 @@ impl Job<'_> {
         for step in 0..steps {
             let b = chunks.batch(&idx);
             let (c0, t0) = (be.counts(), be.inner.times);
+            be.inner.levels = OpLevels::default();
             let wall = Instant::now();
             let r = trainer.step(&mut be, &mut state, &b).expect("step");
             let secs = wall.elapsed().as_secs_f64();
@@ -181,7 +200,7 @@ impl Job<'_> {
                 "{{\"preset\":\"{preset}\",\"log_n\":{},\"batch\":{},\"step\":{step},\"seconds\":{secs:.3},\
              \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\
              \"weights_level_after\":{level},\"top_level\":{},\
-             \"mult_s\":{:.3},\"cmult_s\":{:.3},\"rot_s\":{:.3},\"add_s\":{:.3},\"refresh_s\":{:.3}}}",
+             \"mult_s\":{:.3},\"cmult_s\":{:.3},\"rot_s\":{:.3},\"add_s\":{:.3},\"refresh_s\":{:.3},{}}}",
                 params.log_n(),
                 idx.len() * l.rows,
                 r.ops.mult,
@@ -195,6 +214,7 @@ impl Job<'_> {
                 t.rot.as_secs_f64(),
                 t.add.as_secs_f64(),
                 t.refresh.as_secs_f64(),
+                levels_json(&be.inner.levels)
             );
         }
     }

@@ -2,6 +2,7 @@
 //! the terminal app's time split. Place it *inside* [`crate::refresh::AutoRefresh`] so that
 //! refreshes are timed apart from the products that trigger them.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use std::time::{Duration, Instant};
 
@@ -42,13 +43,32 @@ impl core::ops::Sub for OpTimes {
     }
 }
 
-/// Times every operation of the wrapped backend.
+/// How many operations ran at each level (an operation's cost grows with the primes its
+/// operands carry): rotations, ciphertext products (one per pair of a sum) and plaintext or
+/// constant products, keyed by the level of their input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpLevels {
+    /// Rotations by input level.
+    pub rot: BTreeMap<usize, u64>,
+    /// Ciphertext products by the lower operand's level.
+    pub mult: BTreeMap<usize, u64>,
+    /// Plaintext and constant products by input level.
+    pub cmult: BTreeMap<usize, u64>,
+}
+
+fn bump(map: &mut BTreeMap<usize, u64>, level: usize, n: u64) {
+    *map.entry(level).or_insert(0) += n;
+}
+
+/// Times every operation of the wrapped backend and counts them by level.
 #[derive(Clone, Debug)]
 pub struct Timed<B> {
     /// The wrapped backend.
     pub inner: B,
     /// Accumulated times.
     pub times: OpTimes,
+    /// Operations by level (reset it to count a span of work).
+    pub levels: OpLevels,
 }
 
 impl<B> Timed<B> {
@@ -57,6 +77,7 @@ impl<B> Timed<B> {
         Self {
             inner,
             times: OpTimes::default(),
+            levels: OpLevels::default(),
         }
     }
 }
@@ -97,18 +118,33 @@ impl<B: Backend> Backend for Timed<B> {
         timed(&mut self.times.add, || self.inner.add_plain(a, p))
     }
     fn mul_const(&mut self, a: &B::Vector, c: f64) -> Result<B::Vector, B::Error> {
+        bump(&mut self.levels.cmult, self.inner.level(a), 1);
         timed(&mut self.times.cmult, || self.inner.mul_const(a, c))
     }
     fn mul_plain(&mut self, a: &B::Vector, p: PlainId) -> Result<B::Vector, B::Error> {
+        bump(&mut self.levels.cmult, self.inner.level(a), 1);
         timed(&mut self.times.cmult, || self.inner.mul_plain(a, p))
     }
     fn mul_sum(&mut self, pairs: &[(&B::Vector, &B::Vector)]) -> Result<B::Vector, B::Error> {
+        let low = pairs
+            .iter()
+            .map(|(a, b)| self.inner.level(a).min(self.inner.level(b)))
+            .min();
+        if let Some(l) = low {
+            bump(&mut self.levels.mult, l, pairs.len() as u64);
+        }
         timed(&mut self.times.mult, || self.inner.mul_sum(pairs))
     }
     fn rotate(&mut self, a: &B::Vector, step: i64) -> Result<B::Vector, B::Error> {
+        bump(&mut self.levels.rot, self.inner.level(a), 1);
         timed(&mut self.times.rot, || self.inner.rotate(a, step))
     }
     fn rotate_many(&mut self, a: &B::Vector, steps: &[i64]) -> Result<Vec<B::Vector>, B::Error> {
+        bump(
+            &mut self.levels.rot,
+            self.inner.level(a),
+            steps.len() as u64,
+        );
         timed(&mut self.times.rot, || self.inner.rotate_many(a, steps))
     }
     fn refresh(&mut self, v: &B::Vector) -> Result<B::Vector, B::Error> {
@@ -168,5 +204,12 @@ mod tests {
         let t = be.inner.times;
         assert_eq!(t.total(), t.mult + t.refresh);
         assert!(t.rot.is_zero() && t.cmult.is_zero());
+        // The second product ran on the refreshed operand, at the top level.
+        let want: BTreeMap<usize, u64> = [(1, 2)].into_iter().collect();
+        assert_eq!(be.inner.levels.mult, want);
+        let r = be.rotate(&c, 1).expect("rotation");
+        let _ = be.rotate_many(&r, &[1, 2, 3]).expect("rotations");
+        let rot: BTreeMap<usize, u64> = [(0, 4)].into_iter().collect();
+        assert_eq!(be.inner.levels.rot, rot);
     }
 }
