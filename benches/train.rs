@@ -27,7 +27,7 @@ use fhe_core::params::presets;
 use trainer_core::ckks::{CkksBackend, Refresher};
 use trainer_core::data::Dataset;
 use trainer_core::layout::Layout;
-use trainer_core::refresh::AutoRefresh;
+use trainer_core::refresh::{AutoRefresh, HOSPITAL_MIN_LEVEL, HOSPITAL_WINDOW};
 use trainer_core::session::{pack_chunks, shuffled};
 use trainer_core::train::{TrainConfig, Trainer};
 
@@ -61,8 +61,7 @@ fn train_step(c: &mut Criterion) {
         let params = presets::by_name(preset).unwrap().validate().unwrap();
         let l = Layout::new(params.max_slots(), tr.features(), tr.classes()).unwrap();
         let (hospital, cloud) = setup(&params, &l, 1).unwrap();
-        let be =
-            AutoRefresh::new(cloud, 2).with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW));
+        let be = AutoRefresh::new(cloud, HOSPITAL_MIN_LEVEL).with_window(Some(HOSPITAL_WINDOW));
         bench_step(
             &mut g,
             "hospital",

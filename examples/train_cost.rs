@@ -21,9 +21,9 @@ mod common;
 use blindtuner::harness::{setup, setup_bootstrap};
 use extractor::fixtures::{Dataset as Fx, load};
 use fhe_core::params::presets;
-use trainer_core::backend::{Backend, Mirror};
+use trainer_core::backend::{Backend, Mirror, OpCounts};
 use trainer_core::layout::Layout;
-use trainer_core::refresh::AutoRefresh;
+use trainer_core::refresh::{AutoRefresh, HOSPITAL_MIN_LEVEL};
 use trainer_core::session::{pack_chunks, shuffled};
 use trainer_core::timing::{OpLevels, Timed};
 use trainer_core::train::{TrainConfig, Trainer};
@@ -46,7 +46,7 @@ fn main() {
         // `mirror-boot=T`: the bootstrapped mode's levels (top T, refresh at level 0).
         let (top, min_level) = match m.strip_prefix("mirror-boot=") {
             Some(t) => (t.parse().expect("top level"), 0),
-            None => (trainer_core::ckks::working_top(&params), 2),
+            None => (trainer_core::ckks::working_top(&params), HOSPITAL_MIN_LEVEL),
         };
         let mirror = Mirror::new(l.slots, top);
         let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
@@ -69,14 +69,10 @@ fn main() {
                 .expect("step");
             let c = be.counts() - c0;
             println!(
-                "{{\"preset\":\"{preset}\",\"mirror\":true,\"batch\":{},\"step\":{step},\
-                 \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\"top_level\":{},{}}}",
+                "{{\"preset\":\"{preset}\",\"mirror\":true,\"batch\":{},\"step\":{step},{},\
+                 \"top_level\":{},{}}}",
                 idx.len() * l.rows,
-                r.ops.mult,
-                r.ops.cmult,
-                r.ops.rot,
-                r.ops.relin,
-                c.refresh,
+                ops_json(&r.ops, c.refresh),
                 be.top_level(),
                 levels_json(&be.inner.levels)
             );
@@ -100,8 +96,16 @@ fn main() {
     } else {
         let (hospital, cloud) = setup(&params, &l, 1).expect("keys");
         eprintln!("hospital-aided refresh");
-        job(t0.elapsed().as_secs_f64()).run(hospital, cloud, 2);
+        job(t0.elapsed().as_secs_f64()).run(hospital, cloud, HOSPITAL_MIN_LEVEL);
     }
+}
+
+/// `"mult":…,"cmult":…,"rot":…,"relin":…,"refresh":…`: the step's operation counts.
+fn ops_json(ops: &OpCounts, refresh: u64) -> String {
+    format!(
+        "\"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{refresh}",
+        ops.mult, ops.cmult, ops.rot, ops.relin
+    )
 }
 
 /// `"rot_levels":{level:count,…},"mult_levels":{…},"cmult_levels":{…}`: how many operations
@@ -198,16 +202,11 @@ impl Job<'_> {
             let level = state.w.iter().map(|w| be.level(w)).min().unwrap_or(0);
             println!(
                 "{{\"preset\":\"{preset}\",\"log_n\":{},\"batch\":{},\"step\":{step},\"seconds\":{secs:.3},\
-             \"mult\":{},\"cmult\":{},\"rot\":{},\"relin\":{},\"refresh\":{},\
-             \"weights_level_after\":{level},\"top_level\":{},\
+             {},\"weights_level_after\":{level},\"top_level\":{},\
              \"mult_s\":{:.3},\"cmult_s\":{:.3},\"rot_s\":{:.3},\"add_s\":{:.3},\"refresh_s\":{:.3},{}}}",
                 params.log_n(),
                 idx.len() * l.rows,
-                r.ops.mult,
-                r.ops.cmult,
-                r.ops.rot,
-                r.ops.relin,
-                c.refresh,
+                ops_json(&r.ops, c.refresh),
                 be.top_level(),
                 t.mult.as_secs_f64(),
                 t.cmult.as_secs_f64(),

@@ -78,16 +78,22 @@ pub mod harness {
 
         /// Encrypts a full slot vector at the training level (seeded, secret-key encryption).
         pub fn encrypt(&mut self, values: &[f64]) -> Result<Ciphertext, Error> {
-            let pt = self.encoder.encode_at(values, self.scale, self.level)?;
-            encrypt_sk(&self.params, &self.sk, &pt, &mut self.rng)
+            self.encrypt_at(values, self.scale, self.level)
         }
 
         /// Encrypts packed data (samples or labels) at the data level, as the hospital uploads
         /// it.
         pub fn encrypt_data(&mut self, values: &[f64]) -> Result<Ciphertext, Error> {
-            let pt = self
-                .encoder
-                .encode_at(values, self.data_scale, self.data_level)?;
+            self.encrypt_at(values, self.data_scale, self.data_level)
+        }
+
+        fn encrypt_at(
+            &mut self,
+            values: &[f64],
+            scale: f64,
+            level: usize,
+        ) -> Result<Ciphertext, Error> {
+            let pt = self.encoder.encode_at(values, scale, level)?;
             encrypt_sk(&self.params, &self.sk, &pt, &mut self.rng)
         }
 

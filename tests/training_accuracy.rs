@@ -23,7 +23,6 @@ use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::{AutoRefresh, HOSPITAL_MIN_LEVEL, HOSPITAL_WINDOW};
 use trainer_core::session::{Plan, Verdict, pack_chunks, shuffled};
-use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{TrainConfig, Trainer};
 
 fn run(fx: Fx, plan: Plan) {
@@ -59,8 +58,7 @@ fn run(fx: Fx, plan: Plan) {
     };
     let config = TrainConfig {
         schedule,
-        softmax: SoftmaxApprox::default(),
-        compact_refresh: false,
+        ..TrainConfig::default()
     };
     let (mut t_enc, mut t_mir) = (Trainer::new(l, config.clone()), Trainer::new(l, config));
     let mut s_enc = t_enc.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));

@@ -15,7 +15,6 @@ use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::{AutoRefresh, HOSPITAL_MIN_LEVEL};
 use trainer_core::session::pack_chunks;
-use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, TrainConfig, Trainer};
 
 #[test]
@@ -35,8 +34,7 @@ fn encrypted_steps_track_the_mirror_to_12_bits() {
     };
     let config = TrainConfig {
         schedule,
-        softmax: SoftmaxApprox::default(),
-        compact_refresh: false,
+        ..TrainConfig::default()
     };
     let mut t_enc = Trainer::new(l, config.clone());
     let mut t_mir = Trainer::new(l, config);

@@ -69,8 +69,7 @@ fn run(fx: Fx, plan: Plan) -> Run {
         l,
         TrainConfig {
             schedule,
-            softmax: SoftmaxApprox::default(),
-            compact_refresh: false,
+            ..TrainConfig::default()
         },
     );
     let mut state = trainer.zero_state(|v| mirror.vector(v));
@@ -183,9 +182,8 @@ fn step_op_counts_match_the_formulas() {
     let mut trainer = Trainer::new(
         l,
         TrainConfig {
-            schedule: Schedule::default(),
             softmax: approx.clone(),
-            compact_refresh: false,
+            ..TrainConfig::default()
         },
     );
     let mut state = trainer.zero_state(|v| mirror.vector(v));
@@ -222,8 +220,7 @@ fn mirror_weights_equal_exact_nag_weights_step_by_step() {
         l,
         TrainConfig {
             schedule,
-            softmax: SoftmaxApprox::default(),
-            compact_refresh: false,
+            ..TrainConfig::default()
         },
     );
     let mut state = trainer.zero_state(|v| m.vector(v));

@@ -7,8 +7,9 @@
 //! 2. **Hospital** ([`reencrypt_masked`]): decrypts to the integer polynomial `y = m + e + r`
 //!    (no wrap-around modulo `Q_l`), lifts it exactly to the top modulus `Q_L` (or the modulus
 //!    of a level the cloud asks for, [`reencrypt_masked_at`]: no more primes than the cloud
-//!    will use) and encrypts it there with a fresh secret-key encryption. Each coefficient of `y` is within statistical
-//!    distance `2^(message_bits − B)` of uniform whatever `m + e` is (`|m + e| < 2^message_bits`),
+//!    will use) and encrypts it there with a fresh secret-key encryption. Each coefficient of
+//!    `y` is within statistical distance `2^(message_bits − B)` of uniform whatever `m + e` is
+//!    (`|m + e| < 2^message_bits`),
 //!    so the whole polynomial hides `m` to `N·2^-(stat_bits + log2 N) = 2^-stat_bits`.
 //! 3. **Cloud** ([`unmask`]): subtracts `r`, lifted to the answer's modulus: an encryption of
 //!    `m + e` at the same scale and that level.

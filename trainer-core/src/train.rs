@@ -555,8 +555,11 @@ impl Trainer {
                 e = be.add(&e, &r)?;
             }
             // Each error meets `c_pad` rotations of its data: lowered to theirs once here
-            // rather than aligned in every product.
-            errs.push(be.lower(&e, level)?);
+            // rather than aligned in every product (no copy when it is there already).
+            if be.level(&e) > level {
+                e = be.lower(&e, level)?;
+            }
+            errs.push(e);
         }
         let t = state.step;
         let eta = self.config.schedule.learning_rate(t);

@@ -32,7 +32,6 @@ use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{Chunks, Plan};
-use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{State, TrainConfig, Trainer};
 
 use crate::files::{self, DatasetWire, EncModelWire, RequestBody, ResponseBody, ScoresWire};
@@ -826,8 +825,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         inp.layout,
         TrainConfig {
             schedule: Schedule::default(),
-            softmax: SoftmaxApprox::default(),
-            compact_refresh: false,
+            ..TrainConfig::default()
         },
     );
     let mut be = a.link.backend(&params, &inp.keys)?;

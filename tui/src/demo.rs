@@ -27,7 +27,6 @@ use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{self, Chunks, Plan};
-use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::timing::Timed;
 use trainer_core::train::{TrainConfig, Trainer};
 
@@ -417,8 +416,7 @@ pub fn run(args: &Args, control: &Control, emit: &mut dyn FnMut(Event)) -> Resul
     };
     let config = TrainConfig {
         schedule,
-        softmax: SoftmaxApprox::default(),
-        compact_refresh: false,
+        ..TrainConfig::default()
     };
     let mut t_enc = Trainer::new(layout, config.clone());
     let mut t_mir = Trainer::new(layout, config);

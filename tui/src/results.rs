@@ -35,7 +35,6 @@ use trainer_core::layout::Layout;
 use trainer_core::nag::Schedule;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::{self, Chunks, EarlyStopping, Plan, Verdict};
-use trainer_core::softmax::SoftmaxApprox;
 use trainer_core::train::{Batch, State, StepReport, TrainConfig, Trainer};
 use zeroize::Zeroizing;
 
@@ -694,8 +693,7 @@ impl<'s, 'e> Run<'s, 'e> {
         let finished_before = resumed.as_ref().is_some_and(|r| r.cloud.finished);
         let config = TrainConfig {
             schedule: s.schedule,
-            softmax: SoftmaxApprox::default(),
-            compact_refresh: false,
+            ..TrainConfig::default()
         };
         let t_enc = Trainer::new(layout, config.clone());
         let t_mir = Trainer::new(layout, config);
