@@ -48,7 +48,9 @@ fn main() {
             Some(t) => (t.parse().expect("top level"), 0),
             None => (trainer_core::ckks::working_top(&params), HOSPITAL_MIN_LEVEL),
         };
-        let mirror = Mirror::new(l.slots, top);
+        // The bootstrapped mode bootstraps at half the slots when the layout folds.
+        let period = (min_level == 0 && l.can_fold()).then_some(l.slots / 2);
+        let mirror = Mirror::new(l.slots, top).with_refresh_period(period);
         let packed = pack_chunks(&l, &tr, &shuffled(tr.len(), 1));
         let idx: Vec<usize> = (0..chunks_per_batch.min(packed.len())).collect();
         let data_level = if min_level == 0 {

@@ -15,7 +15,7 @@ pub mod harness {
     use std::sync::Arc;
 
     use fhe_core::Error;
-    use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
+    use fhe_core::bootstrap::Bootstrapper;
     use fhe_core::ciphertext::Ciphertext;
     use fhe_core::encoding::Encoder;
     use fhe_core::encrypt::{decrypt, encrypt_sk};
@@ -138,7 +138,7 @@ pub mod harness {
     ) -> Result<(Hospital, CkksBackend<Bootstrap>), Error> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let sk = SecretKey::generate(params, &mut rng)?;
-        let boot = Bootstrapper::new(params, BootstrapConfig::new(params, params.max_slots()))?;
+        let boot = Bootstrapper::new(params, trainer_core::ckks::bootstrap_config(params, layout))?;
         let keys = Arc::new(boot.generate_keys(&sk, &layout.all_steps(), &mut rng)?);
         let after = boot.levels_after();
         let cloud = CkksBackend::new(params, keys.clone(), Bootstrap::new(params, boot, keys))?

@@ -26,8 +26,21 @@ use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::pack_chunks;
 use trainer_core::train::{TrainConfig, Trainer};
 
+/// Full-slot bootstrapping, the trainer's packs as they are.
 #[test]
 fn bootstrapped_step_tracks_the_mirror() {
+    bootstrapped_step_tracks_the_mirror_at(false);
+}
+
+/// Bootstrapping at half the slots ([`trainer_core::ckks::bootstrap_config`], what the
+/// bootstrapped mode uses): the trainer folds its packs, and the mirror checks that every
+/// bootstrapped vector repeats with the period.
+#[test]
+fn sparse_bootstrapped_step_with_folded_packs_tracks_the_mirror() {
+    bootstrapped_step_tracks_the_mirror_at(true);
+}
+
+fn bootstrapped_step_tracks_the_mirror_at(sparse: bool) {
     let params = presets::toy_insecure_boot_train()
         .validate()
         .expect("params");
@@ -37,7 +50,13 @@ fn bootstrapped_step_tracks_the_mirror() {
     let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let sk = SecretKey::generate(&params, &mut rng).expect("sk");
-    let boot = Bootstrapper::new(&params, BootstrapConfig::new(&params, slots)).expect("boot");
+    let config = if sparse {
+        trainer_core::ckks::bootstrap_config(&params, &l)
+    } else {
+        BootstrapConfig::new(&params, slots)
+    };
+    assert_eq!(config.slots, if sparse { slots / 2 } else { slots });
+    let boot = Bootstrapper::new(&params, config).expect("boot");
     let keys = Arc::new(
         boot.generate_keys(&sk, &l.all_steps(), &mut rng)
             .expect("keys"),
@@ -56,7 +75,9 @@ fn bootstrapped_step_tracks_the_mirror() {
         let pt = enc.encode_at(v, scale, top).expect("encode");
         encrypt_sk(&params, &sk, &pt, &mut rng).expect("encrypt")
     };
-    let mirror = Mirror::new(slots, top);
+    let period = ckks.refresh_period();
+    assert_eq!(period, sparse.then_some(slots / 2));
+    let mirror = Mirror::new(slots, top).with_refresh_period(period);
     let packed = pack_chunks(&l, &tr, &(0..l.rows).collect::<Vec<_>>());
     let c_enc = packed.map(&mut encrypt);
     let c_mir = packed.map(|v| mirror.vector(v.to_vec()));
@@ -116,7 +137,12 @@ fn compact_refresh_bootstraps_all_the_weights_at_once() {
     assert!(k.next_power_of_two() <= l.rows, "{} rows", l.rows);
     let (mut hospital, ckks) = setup_bootstrap(&params, &l, 6).expect("keys");
     let top = ckks.top_level();
-    let mirror = Mirror::new(slots, top);
+    assert_eq!(
+        ckks.refresh_period(),
+        Some(slots / 2),
+        "bootstraps at half the slots"
+    );
+    let mirror = Mirror::new(slots, top).with_refresh_period(ckks.refresh_period());
     let values: Vec<Vec<f64>> = (0..k)
         .map(|j| {
             let block: Vec<f64> = (0..l.block)

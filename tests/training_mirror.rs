@@ -178,28 +178,73 @@ fn step_op_counts_match_the_formulas() {
     let tr = split(&f, "train");
     let l = Layout::new(SLOTS, tr.features(), tr.classes()).expect("layout");
     let approx = SoftmaxApprox::default();
-    let mirror = Mirror::new(SLOTS, 200); // deep enough that no refresh happens
-    let mut trainer = Trainer::new(
-        l,
-        TrainConfig {
-            softmax: approx.clone(),
-            ..TrainConfig::default()
-        },
-    );
-    let mut state = trainer.zero_state(|v| mirror.vector(v));
-    let mut be = mirror.clone();
-    for samples in [128usize, 256, 1024] {
-        let idx: Vec<usize> = (0..samples).collect();
-        let b = pack_batch(&l, &mirror, &tr, &idx);
-        let report = trainer.step(&mut be, &mut state, &b).expect("step");
-        let want = predicted_step_ops(&l, b.x.len() as u64, &approx);
-        assert_eq!(report.ops.mult, want.mult, "mult, {samples} samples");
-        assert_eq!(report.ops.cmult, want.cmult, "cmult, {samples} samples");
-        assert_eq!(report.ops.rot, want.rot, "rot, {samples} samples");
-        assert_eq!(report.ops.relin, want.relin, "relin, {samples} samples");
-        assert_eq!(report.ops.refresh, 0);
+    // Unfolded packs, and folded ones (a backend that refreshes at half the slots).
+    for period in [None, Some(SLOTS / 2)] {
+        let mirror = Mirror::new(SLOTS, 200).with_refresh_period(period); // no refresh happens
+        let mut trainer = Trainer::new(
+            l,
+            TrainConfig {
+                softmax: approx.clone(),
+                ..TrainConfig::default()
+            },
+        );
+        let mut state = trainer.zero_state(|v| mirror.vector(v));
+        let mut be = mirror.clone();
+        for samples in [128usize, 256, 1024] {
+            let idx: Vec<usize> = (0..samples).collect();
+            let b = pack_batch(&l, &mirror, &tr, &idx);
+            let report = trainer.step(&mut be, &mut state, &b).expect("step");
+            let want = predicted_step_ops(&l, b.x.len() as u64, &approx, period.is_some());
+            let case = format!("{samples} samples, period {period:?}");
+            assert_eq!(report.ops.mult, want.mult, "mult, {case}");
+            assert_eq!(report.ops.cmult, want.cmult, "cmult, {case}");
+            assert_eq!(report.ops.rot, want.rot, "rot, {case}");
+            assert_eq!(report.ops.relin, want.relin, "relin, {case}");
+            assert_eq!(report.ops.refresh, 0);
+        }
+        assert!(be.counts().mult > 0);
     }
-    assert!(be.counts().mult > 0);
+}
+
+/// Folded packs (for a refresh at half the slots) compute the same step as plain packs: the
+/// same weights after three steps, and every vector refreshed on the way repeats with the
+/// period (the mirror checks each one), on a chain short enough to refresh often.
+#[test]
+fn folded_packs_train_like_plain_packs_and_refresh_only_periodic_vectors() {
+    let f = load(Fx::Blood).expect("fixture");
+    let tr = common::standardized(&f, "train");
+    let l = Layout::new(SLOTS, tr.features(), tr.classes()).expect("layout");
+    assert!(l.can_fold());
+    let mut runs = Vec::new();
+    for period in [None, Some(SLOTS / 2)] {
+        let mirror = Mirror::new(SLOTS, 9).with_refresh_period(period);
+        let mut trainer = Trainer::new(l, TrainConfig::bootstrapped());
+        let mut state = trainer.zero_state(|v| mirror.vector(v));
+        let mut be = AutoRefresh::new(mirror.clone(), 0);
+        for step in 0..3 {
+            let idx: Vec<usize> = (step * 300..step * 300 + 300).collect();
+            let b = pack_batch(&l, &mirror, &tr, &idx);
+            trainer.step(&mut be, &mut state, &b).expect("step");
+        }
+        assert!(be.counts().refresh > 0, "the short chain refreshed");
+        runs.push((state, be.counts()));
+    }
+    let [(plain, plain_ops), (folded, folded_ops)] = &runs[..] else {
+        panic!("two runs");
+    };
+    for (a, b) in plain.w.iter().zip(&folded.w) {
+        let d = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(d < 1e-12, "weights differ by {d}");
+        assert_eq!(a.level, b.level);
+    }
+    assert_eq!(plain_ops.refresh, folded_ops.refresh, "same refresh points");
+    assert!(folded_ops.rot > plain_ops.rot && folded_ops.cmult > plain_ops.cmult);
+    eprintln!("plain {plain_ops:?}\nfolded {folded_ops:?}");
 }
 
 #[test]

@@ -92,6 +92,13 @@ pub trait Backend {
     fn refresh_many(&mut self, vs: &[&Self::Vector]) -> Result<Vec<Self::Vector>, Self::Error> {
         vs.iter().map(|v| self.refresh(v)).collect()
     }
+    /// The period (in slots) that vectors given to [`Backend::refresh`] must repeat with,
+    /// when it is shorter than the vector: a bootstrapping at fewer slots than the vector
+    /// has (`N/4` instead of `N/2`, about a third faster) refreshes a vector that repeats
+    /// with that period and nothing else. `None`: any vector. The trainer folds its packs
+    /// for a period of half the slots ([`crate::layout::Layout::folded_class_mask`]).
+    /// Required (no default), so that a wrapper cannot drop it by accident.
+    fn refresh_period(&self) -> Option<usize>;
     /// Whether `v` would be refreshed before it has gone through `levels` more
     /// level-consuming operations ([`crate::refresh::AutoRefresh`]); `false` for backends
     /// that refresh nothing by themselves.
@@ -156,6 +163,14 @@ pub enum MirrorError {
     LevelExhausted,
     /// Unknown plaintext handle or wrong length.
     BadOperand,
+    /// A refreshed vector did not repeat with the refresh period
+    /// ([`Mirror::with_refresh_period`]): a sparse bootstrapping would have averaged it.
+    NotPeriodic {
+        /// The period.
+        period: usize,
+        /// The first slot that differs from its copy one period on.
+        slot: usize,
+    },
 }
 
 impl fmt::Display for MirrorError {
@@ -165,6 +180,10 @@ impl fmt::Display for MirrorError {
                 write!(f, "no level left for a multiplication (refresh earlier)")
             }
             Self::BadOperand => write!(f, "unknown plaintext operand or wrong vector length"),
+            Self::NotPeriodic { period, slot } => write!(
+                f,
+                "a refreshed vector does not repeat with period {period} (slot {slot} differs)"
+            ),
         }
     }
 }
@@ -176,6 +195,7 @@ pub struct Mirror {
     top: usize,
     plains: Vec<Vec<f64>>,
     counts: OpCounts,
+    period: Option<usize>,
 }
 
 impl Mirror {
@@ -186,7 +206,18 @@ impl Mirror {
             top: top_level,
             plains: Vec::new(),
             counts: OpCounts::default(),
+            period: None,
         }
+    }
+
+    /// The mirror of a backend whose refresh needs vectors that repeat with `period` slots
+    /// ([`Backend::refresh_period`]): it reports the same period, and refreshing a vector
+    /// that does not repeat exactly is an error ([`MirrorError::NotPeriodic`]), so a mirror
+    /// run proves the encrypted run never bootstraps a vector a sparse bootstrapping would
+    /// spoil.
+    pub fn with_refresh_period(mut self, period: Option<usize>) -> Self {
+        self.period = period.filter(|&p| p > 0 && p < self.slots);
+        self
     }
 
     /// A vector at the top level.
@@ -323,7 +354,16 @@ impl Backend for Mirror {
             level: v.level.min(level),
         })
     }
+    fn refresh_period(&self) -> Option<usize> {
+        self.period
+    }
     fn refresh(&mut self, v: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+        if let Some(period) = self.period {
+            let shifted = v.values.iter().skip(period);
+            if let Some(slot) = v.values.iter().zip(shifted).position(|(a, b)| a != b) {
+                return Err(MirrorError::NotPeriodic { period, slot });
+            }
+        }
         self.counts.refresh += 1;
         Ok(MirrorVector {
             values: v.values.clone(),

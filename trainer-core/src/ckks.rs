@@ -17,7 +17,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use fhe_core::Error;
-use fhe_core::bootstrap::Bootstrapper;
+use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Complex, Encoder, Plaintext};
 use fhe_core::eval::{EvalScratch, Evaluator};
@@ -47,6 +47,27 @@ pub trait Refresher {
     ) -> Result<(Ciphertext, Ciphertext), Error> {
         Ok((self.refresh(a, level)?, self.refresh(b, level)?))
     }
+    /// The period (in slots) the refreshed vectors must repeat with, when shorter than a
+    /// vector ([`Backend::refresh_period`]); `None` for any vector.
+    fn period(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The bootstrapping configuration of a trainer with `layout` on `params`: at **half** the
+/// backend's slots (`N/4`) when the layout can fold its packs
+/// ([`crate::layout::Layout::can_fold`]), so that every bootstrapping of a step (the packed
+/// softmax's, the compact weights refresh's) runs one EvalMod instead of two; full slots
+/// otherwise. The trainer folds whenever the backend reports that period
+/// ([`Backend::refresh_period`]).
+pub fn bootstrap_config(params: &Params, layout: &crate::layout::Layout) -> BootstrapConfig {
+    let full = params.max_slots();
+    let slots = if layout.can_fold() && layout.slots == full {
+        full / 2
+    } else {
+        full
+    };
+    BootstrapConfig::new(params, slots)
 }
 
 /// The level a training backend works from: the highest `l ≤ L − 1` such that the primes
@@ -223,10 +244,36 @@ impl Bootstrap {
     }
 }
 
+impl Bootstrap {
+    /// `ct` seen at the bootstrapper's slot count: a vector of more slots that repeats with
+    /// that period **is** the sparse encoding of one period, so it is only relabelled.
+    fn sparse_view<'c>(&self, ct: &'c Ciphertext) -> Cow<'c, Ciphertext> {
+        let slots = self.boot.config().slots;
+        if ct.slots > slots && ct.slots.is_multiple_of(slots) {
+            let mut v = ct.clone();
+            v.slots = slots;
+            Cow::Owned(v)
+        } else {
+            Cow::Borrowed(ct)
+        }
+    }
+}
+
 impl Refresher for Bootstrap {
+    /// Bootstraps `ct`. With a bootstrapper of fewer slots than `ct` has ([`Self::period`]),
+    /// `ct` must repeat with that period; the result then holds the average over the periods
+    /// (the partial trace of the sparse bootstrapping), that is `ct`'s values.
     fn refresh(&mut self, ct: &Ciphertext, _level: usize) -> Result<Ciphertext, Error> {
         self.count += 1;
-        self.boot.bootstrap(&self.eval, ct, &mut self.scratch)
+        let view = self.sparse_view(ct);
+        let mut out = self.boot.bootstrap(&self.eval, &view, &mut self.scratch)?;
+        out.slots = ct.slots;
+        Ok(out)
+    }
+
+    fn period(&self) -> Option<usize> {
+        let slots = self.boot.config().slots;
+        (slots < self.eval.params().max_slots()).then_some(slots)
     }
 
     /// One bootstrapping for both when their scales agree (the working levels' canonical
@@ -242,8 +289,12 @@ impl Refresher for Bootstrap {
         }
         self.count += 1;
         self.paired += 1;
-        self.boot
-            .bootstrap_pair(&self.eval, a, b, &mut self.scratch)
+        let (va, vb) = (self.sparse_view(a), self.sparse_view(b));
+        let (mut ra, mut rb) = self
+            .boot
+            .bootstrap_pair(&self.eval, &va, &vb, &mut self.scratch)?;
+        (ra.slots, rb.slots) = (a.slots, b.slots);
+        Ok((ra, rb))
     }
 }
 
@@ -562,6 +613,9 @@ impl<R: Refresher> Backend for CkksBackend<R> {
             expected: 1,
             found: 0,
         })
+    }
+    fn refresh_period(&self) -> Option<usize> {
+        self.refresher.period()
     }
     fn counts(&self) -> OpCounts {
         self.counts

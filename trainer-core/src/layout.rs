@@ -164,10 +164,52 @@ impl Layout {
 
     /// Mask (times `factor`) of the real class slots `k < c` in the first `rows_used` rows.
     pub fn class_mask(&self, rows_used: usize, factor: f64) -> Vec<f64> {
+        self.class_mask_rows(0..rows_used, factor)
+    }
+
+    /// Mask (times `factor`) of the real class slots `k < c` in the rows of `range`.
+    pub fn class_mask_rows(&self, range: core::ops::Range<usize>, factor: f64) -> Vec<f64> {
         let mut v = alloc::vec![0.0; self.slots];
-        for row in v.chunks_exact_mut(self.block).take(rows_used) {
-            for s in row.iter_mut().take(self.c) {
-                *s = factor;
+        for (r, row) in v.chunks_exact_mut(self.block).enumerate() {
+            if range.contains(&r) {
+                for s in row.iter_mut().take(self.c) {
+                    *s = factor;
+                }
+            }
+        }
+        v
+    }
+
+    /// Whether a pack can be **folded** to half the period ([`Self::folded_class_mask`]):
+    /// at least two rows, and room for a second set of class groups in the right half of
+    /// every row block.
+    pub fn can_fold(&self) -> bool {
+        self.rows >= 2 && self.pack_width() >= 2
+    }
+
+    /// Chunks of one folded pack: half of [`Self::pack_width`].
+    pub fn fold_width(&self) -> usize {
+        (self.pack_width() / 2).max(1)
+    }
+
+    /// The class mask of a **folded** pack, a vector periodic with period `slots / 2` (what a
+    /// bootstrapping at `slots / 2` slots needs, see `crate::ckks::bootstrap_config`). With
+    /// `h = rows / 2`, row block `r < h` holds chunk `j`'s class groups of sample row `r` at
+    /// offset `j·stride` and those of sample row `r + h` at offset `block/2 + j·stride`; row
+    /// block `r + h` is a copy of row block `r`. Chunk `j` has `rows[j]` used rows.
+    pub fn folded_class_mask(&self, rows: &[usize], factor: f64) -> Vec<f64> {
+        let mut v = alloc::vec![0.0; self.slots];
+        let (stride, half) = (self.pack_stride(), self.rows / 2);
+        for (j, &used) in rows.iter().enumerate().take(self.fold_width()) {
+            for (r, row) in v.chunks_exact_mut(self.block).enumerate() {
+                let sample = r % half.max(1);
+                for (offset, s) in [(0, sample), (self.block / 2, sample + half)] {
+                    if s < used {
+                        for x in row.iter_mut().skip(offset + j * stride).take(self.c) {
+                            *x = factor;
+                        }
+                    }
+                }
             }
         }
         v

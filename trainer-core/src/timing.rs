@@ -99,6 +99,9 @@ impl<B: Backend> Backend for Timed<B> {
     fn top_level(&self) -> usize {
         self.inner.top_level()
     }
+    fn refresh_period(&self) -> Option<usize> {
+        self.inner.refresh_period()
+    }
     fn level(&self, v: &B::Vector) -> usize {
         self.inner.level(v)
     }

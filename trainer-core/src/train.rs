@@ -12,7 +12,11 @@
 //!    of `n − 1` rotations by `+2c_pad·2^t` and a class mask per chunk (one level, skipped for
 //!    a single chunk) give each chunk its `P_j` back. Every step is already a rotation key of
 //!    the layout. The softmax dominates a step's multiplications, so this divides them by up
-//!    to `pack_width` (16 for 8 classes in 256-slot rows);
+//!    to `pack_width` (16 for 8 classes in 256-slot rows). When the backend's refresh needs
+//!    vectors periodic with half the slots ([`Backend::refresh_period`]: bootstrapping at
+//!    `N/4` slots), the pack is **folded** instead (see [`Layout::folded_class_mask`]): each
+//!    chunk's logits are masked in two halves of its rows, the halves packed side by side in
+//!    every row block, and the result repeated in both halves of the vector;
 //! 4. `E = P − Y`; `Ẽ` = `E` replicated over the diagonal width (`log2(block/c_pad)`
 //!    rotations);
 //!
@@ -24,6 +28,7 @@ use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::borrow::Borrow;
+use core::ops::Range;
 
 use crate::backend::{Backend, OpCounts, PlainId};
 use crate::layout::Layout;
@@ -100,9 +105,9 @@ pub struct StepReport {
 pub struct Trainer {
     layout: Layout,
     config: TrainConfig,
-    logit_masks: BTreeMap<usize, PlainId>,
-    unit_masks: BTreeMap<usize, PlainId>,
-    softmax_plains: BTreeMap<Vec<usize>, SoftmaxPlains>,
+    logit_masks: BTreeMap<(usize, usize), PlainId>,
+    unit_masks: BTreeMap<(usize, usize), PlainId>,
+    softmax_plains: BTreeMap<(Vec<usize>, bool), SoftmaxPlains>,
     grad_masks: BTreeMap<u64, PlainId>,
     row_masks: BTreeMap<(usize, usize), PlainId>,
 }
@@ -156,11 +161,11 @@ impl Trainer {
     }
 
     /// Refreshes vectors that are the same in every row block (the weights' diagonals and
-    /// the look-ahead's) with one refresh: vector `j` masked to row block `j` and all of them
-    /// summed (one level), refreshed, spread with period `g` (`k` vectors rounded up to a
-    /// power of two) by `log2(rows/g)` rotations, then per vector the blocks `≡ j (mod g)`
-    /// masked (one level) and spread over all rows by `log2 g` rotations. `None` when the
-    /// vectors do not fit one per row block.
+    /// the look-ahead's) with one refresh: vector `j` masked to the row blocks `≡ j (mod g)`
+    /// (`k` vectors rounded up to a power of two) and all of them summed (one level: a vector
+    /// periodic with period `g` blocks, as a refresh at fewer slots needs), refreshed, then
+    /// per vector its blocks masked again (one level) and spread over all rows by `log2 g`
+    /// rotations. `None` when the vectors do not fit one per row block.
     pub fn compact_refresh<B: Backend>(
         &mut self,
         be: &mut B,
@@ -173,7 +178,7 @@ impl Trainer {
         }
         let mut packed: Option<B::Vector> = None;
         for (j, v) in vs.iter().enumerate() {
-            let m = self.row_mask(be, j, l.rows);
+            let m = self.row_mask(be, j, g);
             let t = be.mul_plain(v, m)?;
             packed = Some(match packed {
                 None => t,
@@ -183,13 +188,9 @@ impl Trainer {
         let Some(packed) = packed else {
             return Ok(None);
         };
-        let mut spread = be.refresh(&packed)?;
+        let spread = be.refresh(&packed)?;
         let period = (l.block * g) as i64;
         let steps = l.row_sum_steps();
-        for &s in steps.iter().filter(|&&s| s >= period) {
-            let r = be.rotate(&spread, s)?;
-            spread = be.add(&spread, &r)?;
-        }
         let mut out = Vec::with_capacity(vs.len());
         for j in 0..vs.len() {
             let m = self.row_mask(be, j, g);
@@ -235,52 +236,95 @@ impl Trainer {
         reserve_in_place(be, &mut state.look, 2)
     }
 
-    fn logit_mask<B: Backend>(&mut self, be: &mut B, rows: usize) -> PlainId {
+    /// Whether packs are folded for `be` ([`Layout::folded_class_mask`]): its refresh needs
+    /// vectors periodic with half the slots ([`Backend::refresh_period`]).
+    fn folds<B: Backend>(&self, be: &B) -> bool {
+        self.layout.can_fold() && be.refresh_period() == Some(self.layout.slots / 2)
+    }
+
+    /// The row ranges a chunk with `rows` used rows is split into: all of them, or, folded,
+    /// the first and the second half of the row blocks.
+    fn parts(&self, rows: usize, fold: bool) -> Vec<Range<usize>> {
+        if fold {
+            let h = self.layout.rows / 2;
+            alloc::vec![0..rows.min(h), h..rows.max(h)]
+        } else {
+            alloc::vec![0..rows]
+        }
+    }
+
+    fn logit_mask<B: Backend>(&mut self, be: &mut B, rows: Range<usize>) -> PlainId {
         let (l, b) = (self.layout, self.config.softmax.logit_bound());
         *self
             .logit_masks
-            .entry(rows)
-            .or_insert_with(|| be.plain(l.class_mask(rows, 1.0 / b)))
+            .entry((rows.start, rows.end))
+            .or_insert_with(|| be.plain(l.class_mask_rows(rows, 1.0 / b)))
     }
 
-    /// The class mask of the used rows of one chunk (unpacking a packed softmax).
-    fn unit_mask<B: Backend>(&mut self, be: &mut B, rows: usize) -> PlainId {
+    /// The class mask of some rows of one chunk (unpacking a packed softmax).
+    fn unit_mask<B: Backend>(&mut self, be: &mut B, rows: Range<usize>) -> PlainId {
         let l = self.layout;
         *self
             .unit_masks
-            .entry(rows)
-            .or_insert_with(|| be.plain(l.class_mask(rows, 1.0)))
+            .entry((rows.start, rows.end))
+            .or_insert_with(|| be.plain(l.class_mask_rows(rows, 1.0)))
     }
 
-    /// The softmax operands of a pack of chunks with `rows` used rows each.
-    fn softmax_plains<B: Backend>(&mut self, be: &mut B, rows: &[usize]) -> SoftmaxPlains {
+    /// `v` masked to the class slots of each row range of `parts`.
+    fn split<B: Backend>(
+        &mut self,
+        be: &mut B,
+        v: &B::Vector,
+        parts: Vec<Range<usize>>,
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        parts
+            .into_iter()
+            .map(|r| {
+                let m = self.unit_mask(be, r);
+                be.mul_plain(v, m)
+            })
+            .collect()
+    }
+
+    /// The softmax operands of a pack of chunks with `rows` used rows each (folded or not).
+    fn softmax_plains<B: Backend>(
+        &mut self,
+        be: &mut B,
+        rows: &[usize],
+        fold: bool,
+    ) -> SoftmaxPlains {
         let l = self.layout;
         let approx = self.config.softmax.clone();
+        let class_mask = |f: f64| {
+            if fold {
+                l.folded_class_mask(rows, f)
+            } else {
+                l.packed_class_mask(rows, f)
+            }
+        };
         self.softmax_plains
-            .entry(rows.to_vec())
+            .entry((rows.to_vec(), fold))
             .or_insert_with(|| {
                 let coeffs = approx.exp_coefficients();
                 let hi = l.c as f64 * core::f64::consts::E;
                 let mut it = coeffs.iter().map(|c| c / hi);
                 let c0 = it.next().unwrap_or(0.0);
-                let exp_const = be.plain(l.packed_class_mask(rows, c0));
-                let exp_terms = it
-                    .map(|ck| be.plain(l.packed_class_mask(rows, ck)))
-                    .collect();
+                let exp_const = be.plain(class_mask(c0));
+                let exp_terms = it.map(|ck| be.plain(class_mask(ck))).collect();
                 let centres = approx
                     .centres(l.c)
                     .iter()
                     .map(|c| {
                         let a = c.alpha;
-                        let neg = be.plain(l.packed_class_mask(rows, -a));
-                        let neg_sq = be.plain(l.packed_class_mask(rows, -a * a));
+                        let neg = be.plain(class_mask(-a));
+                        let neg_sq = be.plain(class_mask(-a * a));
                         (a, neg, neg_sq)
                     })
                     .collect();
                 SoftmaxPlains {
                     exp_terms,
                     exp_const,
-                    mask: be.plain(l.packed_class_mask(rows, 1.0)),
+                    mask: be.plain(class_mask(1.0)),
                     centres,
                 }
             })
@@ -295,14 +339,16 @@ impl Trainer {
             .or_insert_with(|| be.plain(l.diag_mask(factor)))
     }
 
-    /// The logits `u = z / B` of one chunk at the class slots, from its rotations.
+    /// The logits `u = z / B` of one chunk at the class slots, from its rotations: one vector,
+    /// or, folded, one per half of the rows ([`Self::parts`]; the same level).
     fn logits<B: Backend, W: Borrow<B::Vector>>(
         &mut self,
         be: &mut B,
         look: &[W],
         rx: &[B::Vector],
         rows: usize,
-    ) -> Result<B::Vector, B::Error> {
+        fold: bool,
+    ) -> Result<Vec<B::Vector>, B::Error> {
         let pairs: Vec<(&B::Vector, &B::Vector)> =
             look.iter().map(Borrow::borrow).zip(rx).collect();
         let mut t = be.mul_sum(&pairs)?;
@@ -310,8 +356,13 @@ impl Trainer {
             let r = be.rotate(&t, s)?;
             t = be.add(&t, &r)?;
         }
-        let mask = self.logit_mask(be, rows);
-        be.mul_plain(&t, mask)
+        self.parts(rows, fold)
+            .into_iter()
+            .map(|r| {
+                let mask = self.logit_mask(be, r);
+                be.mul_plain(&t, mask)
+            })
+            .collect()
     }
 
     /// `X`, lowered to `level` (the weights' level: the products are taken there anyway, and
@@ -365,16 +416,18 @@ impl Trainer {
         Ok((out, level))
     }
 
-    /// The packed softmax of a pack of chunks' logits `us` (`rows` used rows each, at most
-    /// [`Layout::pack_width`] chunks), still packed.
+    /// The packed softmax of a pack of chunks' logits `us` (each chunk's parts from
+    /// [`Self::logits`]; `rows` used rows each, at most [`Layout::pack_width`] chunks, or
+    /// [`Layout::fold_width`] folded), still packed.
     fn packed_softmax<B: Backend>(
         &mut self,
         be: &mut B,
-        us: Vec<B::Vector>,
+        us: Vec<Vec<B::Vector>>,
         rows: &[usize],
+        fold: bool,
     ) -> Result<Option<B::Vector>, B::Error> {
-        match pack(be, us, self.layout.pack_stride())? {
-            Some(u) => self.softmax_of(be, &u, rows).map(Some),
+        match pack_parts(be, &self.layout, us, fold)? {
+            Some(u) => self.softmax_of(be, &u, rows, fold).map(Some),
             None => Ok(None),
         }
     }
@@ -385,8 +438,9 @@ impl Trainer {
         be: &mut B,
         u: &B::Vector,
         rows: &[usize],
+        fold: bool,
     ) -> Result<B::Vector, B::Error> {
-        let plains = self.softmax_plains(be, rows);
+        let plains = self.softmax_plains(be, rows, fold);
         softmax::evaluate(
             be,
             &self.config.softmax,
@@ -396,36 +450,54 @@ impl Trainer {
         )
     }
 
+    /// Chunks per softmax evaluation: [`Layout::pack_width`], or [`Layout::fold_width`].
+    fn width(&self, fold: bool) -> usize {
+        if fold {
+            self.layout.fold_width()
+        } else {
+            self.layout.pack_width()
+        }
+    }
+
     /// Approximate class probabilities of chunks whose logits are `us` (`rows` used rows
-    /// each): one packed softmax per [`Layout::pack_width`] chunks, unpacked (each chunk's
+    /// each): one packed softmax per [`Self::width`] chunks, unpacked (each chunk's
     /// probabilities at its class slots, zero elsewhere). The packed probabilities are first
     /// given room for the unpacking mask and `tail` more levels ([`Backend::reserve`]): one
     /// refresh there replaces one per chunk later.
     fn probabilities<B: Backend>(
         &mut self,
         be: &mut B,
-        us: Vec<B::Vector>,
+        us: Vec<Vec<B::Vector>>,
         rows: &[usize],
         tail: usize,
+        fold: bool,
     ) -> Result<Vec<B::Vector>, B::Error> {
-        let (width, stride) = (self.layout.pack_width(), self.layout.pack_stride());
+        let l = self.layout;
         let mut out = Vec::with_capacity(us.len());
         let mut us = us.into_iter();
-        for group in rows.chunks(width) {
-            let parts: Vec<B::Vector> = us.by_ref().take(group.len()).collect();
+        for group in rows.chunks(self.width(fold)) {
+            let parts: Vec<Vec<B::Vector>> = us.by_ref().take(group.len()).collect();
             let n = parts.len();
-            let Some(p) = self.packed_softmax(be, parts, group)? else {
+            let Some(p) = self.packed_softmax(be, parts, group, fold)? else {
                 continue;
             };
-            if n == 1 {
+            if n == 1 && !fold {
                 // A single chunk's softmax is already zero outside its class slots.
                 out.push(p);
                 continue;
             }
             let p = be.reserve(&p, 1 + tail)?.unwrap_or(p);
-            for (part, &r) in unpack(be, p, n, stride)?.iter().zip(group) {
-                let m = self.unit_mask(be, r);
-                out.push(be.mul_plain(part, m)?);
+            for (pieces, &r) in unpack_parts(be, &l, p, n, fold)?.iter().zip(group) {
+                let mut acc: Option<B::Vector> = None;
+                for (piece, range) in pieces.iter().zip(self.parts(r, fold)) {
+                    let m = self.unit_mask(be, range);
+                    let t = be.mul_plain(piece, m)?;
+                    acc = Some(match acc {
+                        None => t,
+                        Some(a) => be.add(&a, &t)?,
+                    });
+                }
+                out.extend(acc);
             }
         }
         Ok(out)
@@ -441,13 +513,14 @@ impl Trainer {
         xs: &[B::Vector],
         rows: &[usize],
     ) -> Result<Vec<B::Vector>, B::Error> {
+        let fold = self.folds(be);
         let (w, level) = Self::ready(be, w, xs)?;
         let mut us = Vec::with_capacity(xs.len());
         for (x, &r) in xs.iter().zip(rows) {
             let rx = self.rotations(be, x, level)?;
-            us.push(self.logits(be, &w, &rx, r)?);
+            us.push(self.logits(be, &w, &rx, r, fold)?);
         }
-        self.probabilities(be, us, rows, 0)
+        self.probabilities(be, us, rows, 0, fold)
     }
 
     /// [`Self::predict_many`] of one chunk.
@@ -458,8 +531,14 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
+        if self.folds(be) {
+            let mut p = self.predict_many(be, w, core::slice::from_ref(x), &[rows])?;
+            if let Some(p) = p.pop() {
+                return Ok(p);
+            }
+        }
         let u = self.scores(be, w, x, rows)?;
-        self.softmax_of(be, &u, &[rows])
+        self.softmax_of(be, &u, &[rows], false)
     }
 
     /// Logits (scaled by `1/B`) of one chunk under `w`: argmax-ready scores.
@@ -472,7 +551,11 @@ impl Trainer {
     ) -> Result<B::Vector, B::Error> {
         let (w, level) = Self::ready(be, w, core::slice::from_ref(x))?;
         let rx = self.rotations(be, x, level)?;
-        self.logits(be, &w, &rx, rows)
+        let mut u = self.logits(be, &w, &rx, rows, false)?;
+        match u.pop() {
+            Some(u) => Ok(u),
+            None => be.mul_const(x, 0.0),
+        }
     }
 
     /// The encrypted mean Brier score `(1/n) Σ_samples Σ_k (p_k − y_k)²` of the approximate
@@ -482,7 +565,9 @@ impl Trainer {
     ///
     /// Per pack of [`Layout::pack_width`] chunks: the packed softmax, the labels packed the
     /// same way, `d = P − Y`, `d ⊙ d` (one level) and the sum of all slots by rotations; pack
-    /// results are added and scaled by `1/n` (one level). `None` when `val` has no chunks.
+    /// results are added and scaled by `1/n` (one level). Folded packs
+    /// ([`Layout::fold_width`] chunks) split the labels by a mask first (one level) and hold
+    /// every value twice, so they are scaled by `1/2n`. `None` when `val` has no chunks.
     pub fn validation_loss<B: Backend>(
         &mut self,
         be: &mut B,
@@ -490,7 +575,8 @@ impl Trainer {
         val: &Chunks<B::Vector>,
     ) -> Result<Option<B::Vector>, B::Error> {
         let l = self.layout;
-        let width = l.pack_width();
+        let fold = self.folds(be);
+        let width = self.width(fold);
         let (w, level) = Self::ready(be, w, &val.x)?;
         let mut acc: Option<B::Vector> = None;
         for ((xs, ys), rows) in val
@@ -500,13 +586,19 @@ impl Trainer {
             .zip(val.rows.chunks(width))
         {
             let mut us = Vec::with_capacity(xs.len());
-            for (x, &r) in xs.iter().zip(rows) {
+            let mut yparts = Vec::with_capacity(xs.len());
+            for ((x, y), &r) in xs.iter().zip(ys).zip(rows) {
                 let rx = self.rotations(be, x, level)?;
-                us.push(self.logits(be, &w, &rx, r)?);
+                us.push(self.logits(be, &w, &rx, r, fold)?);
+                yparts.push(if fold {
+                    self.split(be, y, self.parts(r, fold))?
+                } else {
+                    alloc::vec![y.clone()]
+                });
             }
             let (Some(p), Some(y)) = (
-                self.packed_softmax(be, us, rows)?,
-                pack(be, ys.to_vec(), l.pack_stride())?,
+                self.packed_softmax(be, us, rows, fold)?,
+                pack_parts(be, &l, yparts, fold)?,
             ) else {
                 continue;
             };
@@ -522,7 +614,8 @@ impl Trainer {
                 Some(a) => be.add(&a, &s)?,
             });
         }
-        acc.map(|a| be.mul_const(&a, 1.0 / val.samples().max(1) as f64))
+        let copies = if fold { 2.0 } else { 1.0 };
+        acc.map(|a| be.mul_const(&a, 1.0 / (copies * val.samples().max(1) as f64)))
             .transpose()
     }
 
@@ -535,18 +628,19 @@ impl Trainer {
     ) -> Result<StepReport, B::Error> {
         let before = be.counts();
         let l = self.layout;
+        let fold = self.folds(be);
         self.reserve_state(be, state)?;
         let (look, level) = Self::ready(be, &state.look, &batch.x)?;
         let mut rxs = Vec::with_capacity(batch.x.len());
         let mut us = Vec::with_capacity(batch.x.len());
         for (x, &rows) in batch.x.iter().zip(&batch.rows) {
             let rx = self.rotations(be, x, level)?;
-            us.push(self.logits(be, &look, &rx, rows)?);
+            us.push(self.logits(be, &look, &rx, rows, fold)?);
             rxs.push(rx);
         }
         // After the unpacking mask: the gradient product, its mask and the momentum step.
         let tail = 3 + usize::from(self.config.compact_refresh);
-        let probs = self.probabilities(be, us, &batch.rows, tail)?;
+        let probs = self.probabilities(be, us, &batch.rows, tail, fold)?;
         let mut errs = Vec::with_capacity(batch.x.len());
         for (p, y) in probs.iter().zip(&batch.y) {
             let mut e = be.sub(p, y)?;
@@ -648,6 +742,66 @@ fn pack<B: Backend>(
     Ok(items.into_iter().next())
 }
 
+/// Packs each chunk's parts ([`Trainer::logits`]) into one vector: [`pack`] of the single
+/// parts; folded, [`pack`] of the first halves plus [`pack`] of the second halves moved to
+/// the right half of every row block (`−block/2`), plus the sum rotated by `slots/2`
+/// (`2n` rotations for `n` chunks). Every step is a rotation key of the layout
+/// ([`Layout::replicate_steps`], [`Layout::row_sum_steps`]).
+fn pack_parts<B: Backend>(
+    be: &mut B,
+    l: &Layout,
+    parts: Vec<Vec<B::Vector>>,
+    fold: bool,
+) -> Result<Option<B::Vector>, B::Error> {
+    let stride = l.pack_stride();
+    if !fold {
+        return pack(be, parts.into_iter().flatten().collect(), stride);
+    }
+    let (mut lo, mut hi) = (
+        Vec::with_capacity(parts.len()),
+        Vec::with_capacity(parts.len()),
+    );
+    for p in parts {
+        let mut it = p.into_iter();
+        lo.extend(it.next());
+        hi.extend(it.next());
+    }
+    let (Some(lo), Some(hi)) = (pack(be, lo, stride)?, pack(be, hi, stride)?) else {
+        return Ok(None);
+    };
+    let hi = be.rotate(&hi, -((l.block / 2) as i64))?;
+    let s = be.add(&lo, &hi)?;
+    let r = be.rotate(&s, (l.slots / 2) as i64)?;
+    be.add(&s, &r).map(Some)
+}
+
+/// The inverse of [`pack_parts`] up to the masks: per chunk `j < n`, the rotation that
+/// brings each of its parts back to offset 0 of its rows ([`unpack`]; folded, also
+/// [`unpack`] of the vector rotated by `block/2`: `2n − 1` rotations).
+fn unpack_parts<B: Backend>(
+    be: &mut B,
+    l: &Layout,
+    p: B::Vector,
+    n: usize,
+    fold: bool,
+) -> Result<Vec<Vec<B::Vector>>, B::Error> {
+    let stride = l.pack_stride();
+    if !fold {
+        return Ok(unpack(be, p, n, stride)?
+            .into_iter()
+            .map(|v| alloc::vec![v])
+            .collect());
+    }
+    let right = be.rotate(&p, (l.block / 2) as i64)?;
+    let lo = unpack(be, p, n, stride)?;
+    let hi = unpack(be, right, n, stride)?;
+    Ok(lo
+        .into_iter()
+        .zip(hi)
+        .map(|(a, b)| alloc::vec![a, b])
+        .collect())
+}
+
 /// The inverse of [`pack`] up to a mask: `rot(p, j·stride)` for `j < n` (part `j` back at
 /// offset 0, the other parts elsewhere), by a tree of `n − 1` rotations by `+stride·2^t`.
 fn unpack<B: Backend>(
@@ -679,8 +833,8 @@ fn unpack<B: Backend>(
 }
 
 /// The operation counts of one step predicted from the layout (refreshes excluded): `chunks`
-/// data vectors, softmax constants `approx`.
-pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox) -> OpCounts {
+/// data vectors, softmax constants `approx`, packs folded or not ([`Layout::folded_class_mask`]).
+pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox, fold: bool) -> OpCounts {
     let lg = |v: usize| u64::from(usize::BITS - 1 - v.leading_zeros());
     let c_pad = l.c_pad as u64;
     let block_sum = lg(l.block / l.c_pad);
@@ -701,15 +855,23 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox) -> Op
     let sm_rot = normalisations * class_sum;
     // Packs of `pack_width` chunks share one softmax; each chunk of a pack of two or more is
     // unpacked by a class mask, and a pack of n costs n − 1 rotations in and n − 1 out.
-    let width = l.pack_width() as u64;
+    // Folded: two logit masks per chunk, a pack of n costs 2n rotations in and 2n − 1 out,
+    // and every chunk is unpacked by two masks.
+    let (width, pack_rot, chunk_masks) = if fold {
+        let width = l.fold_width() as u64;
+        let packs = chunks.div_ceil(width);
+        (width, 4 * chunks - packs, 4 * chunks)
+    } else {
+        let width = l.pack_width() as u64;
+        let packs = chunks.div_ceil(width);
+        let (full, rest) = (chunks / width, chunks % width);
+        let unpacked = full * if width > 1 { width } else { 0 } + if rest > 1 { rest } else { 0 };
+        (width, 2 * (chunks - packs), chunks + unpacked)
+    };
     let packs = chunks.div_ceil(width);
-    let full = chunks / width;
-    let rest = chunks % width;
-    let unpacked = full * if width > 1 { width } else { 0 } + if rest > 1 { rest } else { 0 };
-    let pack_rot = 2 * (chunks - packs);
     OpCounts {
         mult: chunks * c_pad + packs * sm_mult + chunks * c_pad,
-        cmult: chunks + packs * sm_cmult + unpacked + c_pad * 3,
+        cmult: chunk_masks + packs * sm_cmult + c_pad * 3,
         rot: chunks * ((c_pad - 1) + block_sum + block_sum)
             + packs * sm_rot
             + pack_rot
@@ -724,7 +886,7 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox) -> Op
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::backend::Mirror;
+    use crate::backend::{Mirror, MirrorVector};
 
     /// Pack and unpack at every pack size put each chunk's class values where the docs say,
     /// with `n − 1` rotations each way, all of them rotation keys of the layout.
@@ -777,6 +939,114 @@ mod tests {
             }
         }
     }
+
+    /// Folded packs: each chunk's two row halves side by side, the vector repeating with
+    /// period `slots/2` (values where the folded class mask says, nothing else), and back
+    /// to every chunk's rows with `2n − 1` rotations, all of them keys of the layout.
+    #[test]
+    fn folded_packs_repeat_with_half_the_slots_and_unpack_to_every_row() {
+        for (slots, features, classes) in [(256, 5, 3), (1024, 20, 2), (2048, 40, 5)] {
+            let l = Layout::new(slots, features, classes).unwrap();
+            assert!(l.can_fold());
+            let keys = l.all_steps();
+            let mut be = Mirror::new(l.slots, 10);
+            let (stride, half) = (l.pack_stride(), l.rows / 2);
+            for n in 1..=l.fold_width() {
+                // Full chunks and ones ending in either half.
+                let rows: Vec<usize> = (0..n)
+                    .map(|j| [l.rows, l.rows - 1, half.max(1) - 1][j % 3])
+                    .collect();
+                let values: Vec<Vec<f64>> = (0..n)
+                    .map(|j| {
+                        let m = l.class_mask(rows[j], 1.0);
+                        m.iter()
+                            .enumerate()
+                            .map(|(s, &v)| v * (1.0 + (s * 7 + j * 13) as f64 * 0.01))
+                            .collect()
+                    })
+                    .collect();
+                let parts: Vec<Vec<MirrorVector>> = values
+                    .iter()
+                    .zip(&rows)
+                    .map(|(v, &r)| {
+                        [0..r.min(half), half..r.max(half)]
+                            .into_iter()
+                            .map(|range| {
+                                let m = l.class_mask_rows(range, 1.0);
+                                be.vector(v.iter().zip(&m).map(|(a, b)| a * b).collect())
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let before = be.counts().rot;
+                let packed = pack_parts(&mut be, &l, parts, true).unwrap().unwrap();
+                assert_eq!(be.counts().rot - before, 2 * n as u64);
+                let p = &packed.values;
+                assert_eq!(p[..slots / 2], p[slots / 2..], "n {n}: not periodic");
+                let mask = l.folded_class_mask(&rows, 1.0);
+                for s in 0..slots {
+                    let (r, o) = (s / l.block, s % l.block);
+                    let (sample, o) = if o >= l.block / 2 {
+                        (r % half + half, o - l.block / 2)
+                    } else {
+                        (r % half, o)
+                    };
+                    let (j, k) = (o / stride, o % stride);
+                    let want = if j < n && k < l.c {
+                        values[j][sample * l.block + k]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(p[s], want, "n {n} slot {s}");
+                    assert_eq!(mask[s] != 0.0, want != 0.0, "mask, n {n} slot {s}");
+                }
+                let back = unpack_parts(&mut be, &l, packed, n, true).unwrap();
+                assert_eq!(be.counts().rot - before, 4 * n as u64 - 1);
+                for (j, pieces) in back.iter().enumerate() {
+                    let mut got = alloc::vec![0.0; slots];
+                    for (v, range) in pieces.iter().zip([0..half, half..l.rows]) {
+                        let m = l.class_mask_rows(range.start..range.end.min(rows[j]), 1.0);
+                        for ((g, a), b) in got.iter_mut().zip(&v.values).zip(&m) {
+                            *g += a * b;
+                        }
+                    }
+                    assert_eq!(got, values[j], "n {n} chunk {j}");
+                }
+            }
+            for s in [
+                -(l.block as i64 / 2),
+                l.block as i64 / 2,
+                l.slots as i64 / 2,
+            ] {
+                assert!(keys.contains(&s), "step {s}");
+            }
+        }
+    }
+
+    /// The mirror of a sparse refresh refuses a vector that does not repeat with the period.
+    #[test]
+    fn mirror_refresh_checks_the_period() {
+        let mut m = Mirror::new(8, 3).with_refresh_period(Some(4));
+        assert_eq!(m.refresh_period(), Some(4));
+        let ok = m.vector(alloc::vec![1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m.refresh(&ok).unwrap().values, ok.values);
+        let bad = m.vector(alloc::vec![1.0, 2.0, 3.0, 4.0, 1.0, 2.5, 3.0, 4.0]);
+        assert_eq!(
+            m.refresh(&bad),
+            Err(crate::backend::MirrorError::NotPeriodic { period: 4, slot: 1 })
+        );
+        assert_eq!(
+            m.counts().refresh,
+            1,
+            "only the periodic vector was refreshed"
+        );
+        assert_eq!(
+            Mirror::new(8, 3)
+                .with_refresh_period(Some(8))
+                .refresh_period(),
+            None
+        );
+    }
 }
 
 #[cfg(test)]
@@ -807,7 +1077,9 @@ mod compact_tests {
             let k = 2 * l.c_pad;
             let g = k.next_power_of_two();
             assert!(g <= l.rows, "{slots} slots: {} rows", l.rows);
-            let m = Mirror::new(l.slots, 9);
+            // The packed vector repeats with period g blocks, so a refresh at half the
+            // slots takes it (the mirror checks).
+            let m = Mirror::new(l.slots, 9).with_refresh_period(Some(l.slots / 2));
             let mut be = AutoRefresh::new(m.clone(), 0);
             let mut t = Trainer::new(l, TrainConfig::bootstrapped());
             let vs = replicated(&m, &l, k, 2);
@@ -816,8 +1088,7 @@ mod compact_tests {
             let out = t.compact_refresh(&mut be, &refs).unwrap().unwrap();
             let c = be.counts() - before;
             assert_eq!(c.refresh, 1);
-            let spread = (l.rows / g).trailing_zeros() as u64;
-            assert_eq!(c.rot, spread + k as u64 * u64::from(g.trailing_zeros()));
+            assert_eq!(c.rot, k as u64 * u64::from(g.trailing_zeros()));
             assert_eq!(out.len(), k);
             for (o, v) in out.iter().zip(&vs) {
                 assert_eq!(o.level, 8, "refreshed, then the unpacking mask");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
+use fhe_core::bootstrap::Bootstrapper;
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::format::WireObject;
 use fhe_core::keys::{EvalKeys, galois_element_for_rotation};
@@ -170,6 +170,7 @@ impl Link {
     pub fn backend(
         &self,
         params: &Params,
+        layout: &Layout,
         keys: &Arc<EvalKeys>,
     ) -> Result<AutoRefresh<CkksBackend<CloudRefresher>>> {
         let hospital = file_refresher(
@@ -178,7 +179,7 @@ impl Link {
             self.hospital_addr.as_deref(),
             Duration::from_secs_f64(self.hospital_timeout),
         )?;
-        cloud_backend(params, keys, self.refresh, hospital)
+        cloud_backend(params, layout, keys, self.refresh, hospital)
     }
 }
 
@@ -469,9 +470,11 @@ pub fn zero_ct(params: &Params) -> Result<Ciphertext> {
     )?)
 }
 
-/// The bootstrapper for `params` (full slots, the default level budget and EvalMod).
-pub fn bootstrapper(params: &Params) -> Result<Bootstrapper> {
-    Bootstrapper::new(params, BootstrapConfig::new(params, params.max_slots())).map_err(|e| {
+/// The bootstrapper of a trainer with `layout` on `params`
+/// ([`trainer_core::ckks::bootstrap_config`]: `N/4` slots, the trainer folding its packs, when
+/// the layout allows; the default level budget and EvalMod).
+pub fn bootstrapper(params: &Params, layout: &Layout) -> Result<Bootstrapper> {
+    Bootstrapper::new(params, trainer_core::ckks::bootstrap_config(params, layout)).map_err(|e| {
         anyhow::anyhow!(
             "these parameters cannot bootstrap ({e}); make the keys with `keygen --bootstrap`"
         )
@@ -486,6 +489,9 @@ pub struct CloudRefresher {
 }
 
 impl Refresher for CloudRefresher {
+    fn period(&self) -> Option<usize> {
+        self.boot.as_ref().and_then(Refresher::period)
+    }
     fn refresh(&mut self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, fhe_core::Error> {
         match &mut self.boot {
             Some(b) => b.refresh(ct, level),
@@ -513,6 +519,7 @@ impl Refresher for CloudRefresher {
 /// bootstraps operands at level 0.
 pub fn cloud_backend(
     params: &Params,
+    layout: &Layout,
     keys: &Arc<EvalKeys>,
     mode: RefreshMode,
     hospital: FileRefresher,
@@ -530,7 +537,7 @@ pub fn cloud_backend(
             .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)))
         }
         RefreshMode::Bootstrap => {
-            let boot = bootstrapper(params)?;
+            let boot = bootstrapper(params, layout)?;
             let missing: Vec<i64> = boot
                 .rotations()
                 .into_iter()
@@ -610,7 +617,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ..base
     };
     let mut trainer = Trainer::new(layout, config);
-    let mut be = a.link.backend(&params, &inp.keys)?;
+    let mut be = a.link.backend(&params, &inp.layout, &inp.keys)?;
     for c in [&mut inp.train, &mut inp.val] {
         c.x = onto_top(&mut be, std::mem::take(&mut c.x))?;
         c.y = onto_top(&mut be, std::mem::take(&mut c.y))?;
@@ -828,7 +835,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
             ..TrainConfig::default()
         },
     );
-    let mut be = a.link.backend(&params, &inp.keys)?;
+    let mut be = a.link.backend(&params, &inp.layout, &inp.keys)?;
     let w = onto_top(&mut be, w)?;
     inp.train.x = onto_top(&mut be, std::mem::take(&mut inp.train.x))?;
     let mut scores = Vec::new();

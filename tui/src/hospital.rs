@@ -254,7 +254,7 @@ pub fn generate_keys(
     let sk = SecretKey::generate(params, rng)?;
     let pk = PublicKey::generate(&sk, rng)?;
     let keys = if bootstrap {
-        crate::cloud::bootstrapper(params)?.generate_keys(&sk, &layout.all_steps(), rng)?
+        crate::cloud::bootstrapper(params, &layout)?.generate_keys(&sk, &layout.all_steps(), rng)?
     } else {
         EvalKeys::generate(&sk, &layout.all_steps(), false, rng)?
     };
