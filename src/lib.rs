@@ -139,8 +139,20 @@ pub mod harness {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let sk = SecretKey::generate(params, &mut rng)?;
         let boot = Bootstrapper::new(params, trainer_core::ckks::bootstrap_config(params, layout))?;
-        let keys = Arc::new(boot.generate_keys(&sk, &layout.all_steps(), &mut rng)?);
         let after = boot.levels_after();
+        // Each key cut to the level it is used at as soon as it is made (the cloud's view;
+        // the hospital's key file holds whole keys).
+        let levels = trainer_core::ckks::bootstrap_key_levels(
+            params,
+            layout,
+            &boot,
+            after.saturating_sub(1),
+        );
+        let mut steps = boot.rotations();
+        steps.extend(layout.all_steps());
+        let keys = Arc::new(EvalKeys::generate_truncated(
+            &sk, &steps, true, &levels, &mut rng,
+        )?);
         let cloud = CkksBackend::new(params, keys.clone(), Bootstrap::new(params, boot, keys))?
             .with_top_level(after.saturating_sub(1))?;
         Ok((Hospital::new(params, sk, &cloud, rng)?, cloud))

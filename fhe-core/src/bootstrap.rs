@@ -50,7 +50,9 @@ use crate::Error;
 use crate::ciphertext::Ciphertext;
 use crate::encoding::{Complex, Encoder, SlotFft};
 use crate::eval::{EvalScratch, Evaluator};
-use crate::keys::{EvalKeys, SecretKey};
+use crate::keys::{
+    EvalKeys, KeyLevels, SecretKey, galois_element_conjugate, galois_element_for_rotation,
+};
 use crate::linear::LinearTransform;
 use crate::params::{Params, SecretDist};
 use crate::poly::Chebyshev;
@@ -464,6 +466,28 @@ impl Bootstrapper {
             .chain(self.trace_steps.iter().copied())
             .collect();
         set.into_iter().collect()
+    }
+
+    /// The highest level each of bootstrapping's keys is used at: the CoeffToSlot maps'
+    /// rotations at their levels (the top three), the partial trace's at the top, the
+    /// SlotToCoeff maps' at theirs (at most [`Bootstrapper::eval_mod_level`] minus EvalMod's
+    /// depth), the conjugation and relinearisation within EvalMod's levels. Keys cut to these
+    /// levels ([`crate::keys::EvalKeys::truncate`]) bootstrap exactly as whole ones.
+    pub fn key_levels(&self) -> KeyLevels {
+        let params = &self.params;
+        let mut levels = KeyLevels::default();
+        for lt in self.cts.iter().chain(&self.stc) {
+            for s in lt.rotations() {
+                levels.use_element(galois_element_for_rotation(params, s), lt.level());
+            }
+        }
+        let top = params.max_level();
+        for &s in &self.trace_steps {
+            levels.use_element(galois_element_for_rotation(params, s), top);
+        }
+        levels.use_element(galois_element_conjugate(params), self.eval_mod_level);
+        levels.use_relin(self.eval_mod_level);
+        levels
     }
 
     /// The evaluation keys bootstrapping needs (relinearisation, [`Bootstrapper::rotations`],
@@ -950,6 +974,62 @@ mod tests {
     fn boot_sparse_slots_reaches_20_bits() {
         let p = bootstrap_check(64, true);
         assert!(p.min_bits >= 20.0, "{p:?}");
+    }
+
+    /// Keys cut to the levels bootstrapping uses them at take less memory and give the very
+    /// same ciphertext (every kept limb is the whole key's); a switch above a cut key's level
+    /// is an error.
+    #[test]
+    fn boot_with_keys_cut_to_their_levels_is_the_same_bootstrapping() {
+        for slots in [512, 64] {
+            let f = fixture(slots);
+            let levels = f.boot.key_levels();
+            let whole = f.eval.keys().unwrap();
+            assert_eq!(
+                levels.galois.len(),
+                whole.galois.len(),
+                "every key has a level"
+            );
+            let mut cut = whole.clone();
+            cut.truncate(&f.params, &levels).unwrap();
+            let limbs = |k: &EvalKeys| -> usize {
+                k.galois
+                    .values()
+                    .map(|g| g.key.b.iter().map(|p| p.data().len()).sum::<usize>())
+                    .sum()
+            };
+            // (On this toy chain most keys serve CoeffToSlot at the top; at n16_boot with
+            // the trainer's keys most are cut.)
+            assert!(
+                limbs(&cut) < limbs(whole),
+                "{} of {}",
+                limbs(&cut),
+                limbs(whole)
+            );
+            let top = f.params.max_level();
+            assert!(levels.galois.values().any(|&l| l < top), "{levels:?}");
+            let eval_cut = Evaluator::with_keys(&f.params, Arc::new(cut));
+            let enc = Encoder::new(&f.params, slots).unwrap();
+            let mut rng = ChaCha20Rng::seed_from_u64(3);
+            let v = uniform(&mut rng, slots);
+            let pt = enc.encode_at(&v, f.params.scale(), 0).unwrap();
+            let ct = encrypt_sk(&f.params, &f.sk, &pt, &mut rng).unwrap();
+            let mut scratch = f.eval.scratch();
+            let a = f.boot.bootstrap(&f.eval, &ct, &mut scratch).unwrap();
+            let b = f.boot.bootstrap(&eval_cut, &ct, &mut scratch).unwrap();
+            assert_eq!(a, b, "{slots} slots");
+            // A rotation key cut below the top cannot switch a top-level ciphertext.
+            let (&k, &l) = levels.galois.iter().find(|&(_, &l)| l < top).unwrap();
+            let step = (0..slots as i64)
+                .find(|&s| crate::keys::galois_element_for_rotation(&f.params, s) == k)
+                .expect("a rotation key");
+            let pt = enc.encode_at(&v, f.params.scale(), top).unwrap();
+            let high = encrypt_sk(&f.params, &f.sk, &pt, &mut rng).unwrap();
+            assert!(matches!(
+                eval_cut.rotate_new(&high, step, &mut scratch),
+                Err(Error::LevelTooLow { have, .. }) if have == l
+            ));
+        }
     }
 
     #[test]

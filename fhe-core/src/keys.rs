@@ -282,6 +282,33 @@ impl KeySwitchKey {
         &self.seed
     }
 
+    /// The highest ciphertext level this key switches (the chain's top unless
+    /// [`Self::truncate`]d).
+    pub fn level(&self) -> usize {
+        self.b.first().map_or(0, Poly::level)
+    }
+
+    /// Cuts the key to ciphertexts at `level` or below: the digits and the `Q` limbs above
+    /// `level` are dropped and their memory released (the `P` limbs stay). A key switch at a
+    /// level above is then an error ([`Error::LevelTooLow`]). Each prime of an RNS key is an
+    /// independent sample, so what is kept is exactly the key restricted to `Q_level·P`. At
+    /// N = 2^16 with 9 digits of 3 limbs, a key cut to level 9 takes 4 digits of 13 limbs
+    /// instead of 9 of 31, a fifth of the memory. A truncated key cannot be serialised (the
+    /// format holds whole keys), so this is for the side that only evaluates.
+    pub fn truncate(&mut self, params: &Params, level: usize) -> Result<(), Error> {
+        let level = level.min(self.level());
+        let digits = params.ks().digits_at(level);
+        self.b.truncate(digits);
+        self.a.truncate(digits);
+        for p in self.b.iter_mut().chain(self.a.iter_mut()) {
+            p.drop_to_level(level)?;
+            p.shrink_to_fit();
+        }
+        self.b.shrink_to_fit();
+        self.a.shrink_to_fit();
+        Ok(())
+    }
+
     /// The `b` halves, one per digit.
     pub fn b(&self) -> &[Poly<Ntt>] {
         &self.b
@@ -373,6 +400,48 @@ impl RelinKey {
     }
 }
 
+/// The highest ciphertext level each key is used at ([`EvalKeys::truncate`]): keys not named
+/// are kept whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyLevels {
+    /// The relinearisation key's level (`None`: whole).
+    pub relin: Option<usize>,
+    /// Galois keys' levels by Galois element.
+    pub galois: BTreeMap<usize, usize>,
+}
+
+impl KeyLevels {
+    /// Uses the rotations `steps` and the relinearisation key up to `level` (on top of what is
+    /// recorded: each level is the highest asked for).
+    pub fn use_rotations(&mut self, params: &Params, steps: &[i64], level: usize) {
+        for &s in steps {
+            self.use_element(galois_element_for_rotation(params, s), level);
+        }
+        self.use_relin(level);
+    }
+
+    /// Uses Galois element `k` up to `level`.
+    pub fn use_element(&mut self, k: usize, level: usize) {
+        let e = self.galois.entry(k).or_insert(level);
+        *e = (*e).max(level);
+    }
+
+    /// Uses the relinearisation key up to `level`.
+    pub fn use_relin(&mut self, level: usize) {
+        self.relin = Some(self.relin.map_or(level, |l| l.max(level)));
+    }
+
+    /// Every use of `other` recorded here too.
+    pub fn merge(&mut self, other: &Self) {
+        for (&k, &l) in &other.galois {
+            self.use_element(k, l);
+        }
+        if let Some(l) = other.relin {
+            self.use_relin(l);
+        }
+    }
+}
+
 /// The evaluation keys the cloud receives: relinearisation plus Galois keys by element.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EvalKeys {
@@ -391,9 +460,26 @@ impl EvalKeys {
         conjugate: bool,
         rng: &mut R,
     ) -> Result<Self, Error> {
+        Self::generate_truncated(sk, rotations, conjugate, &KeyLevels::default(), rng)
+    }
+
+    /// [`Self::generate`], each key cut to its level in `levels` as soon as it is made
+    /// ([`KeySwitchKey::truncate`]), so that the whole set never sits in memory uncut; keys
+    /// `levels` does not name are kept whole.
+    pub fn generate_truncated<R: RngCore + CryptoRng>(
+        sk: &SecretKey,
+        rotations: &[i64],
+        conjugate: bool,
+        levels: &KeyLevels,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
         let params = &sk.params;
+        let mut relin = RelinKey::generate(sk, rng)?;
+        if let Some(l) = levels.relin {
+            relin.0.truncate(params, l)?;
+        }
         let mut keys = Self {
-            relin: Some(RelinKey::generate(sk, rng)?),
+            relin: Some(relin),
             galois: BTreeMap::new(),
         };
         let elements = rotations
@@ -402,10 +488,27 @@ impl EvalKeys {
             .chain(conjugate.then(|| galois_element_conjugate(params)));
         for k in elements {
             if k != 1 && !keys.galois.contains_key(&k) {
-                keys.galois.insert(k, GaloisKey::generate(sk, k, rng)?);
+                let mut key = GaloisKey::generate(sk, k, rng)?;
+                if let Some(&l) = levels.galois.get(&k) {
+                    key.key.truncate(params, l)?;
+                }
+                keys.galois.insert(k, key);
             }
         }
         Ok(keys)
+    }
+
+    /// Cuts every key named in `levels` to its level ([`KeySwitchKey::truncate`]).
+    pub fn truncate(&mut self, params: &Params, levels: &KeyLevels) -> Result<(), Error> {
+        if let (Some(r), Some(l)) = (self.relin.as_mut(), levels.relin) {
+            r.0.truncate(params, l)?;
+        }
+        for (k, key) in &mut self.galois {
+            if let Some(&l) = levels.galois.get(k) {
+                key.key.truncate(params, l)?;
+            }
+        }
+        Ok(())
     }
 
     /// The Galois key for element `k`.

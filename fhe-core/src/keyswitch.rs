@@ -186,6 +186,15 @@ pub fn inner_product(
     let l = scratch.digit_level;
     let top = ctx.max_level();
     let count = scratch.digit_count;
+    // A key cut to a lower level ([`KeySwitchKey::truncate`]) holds its `P` limbs right
+    // after its own `Q` limbs.
+    let key_level = key.level();
+    if l > key_level || count > key.b.len().min(key.a.len()) {
+        return Err(Error::LevelTooLow {
+            have: key_level,
+            need: l,
+        });
+    }
     scratch.u0.set_shape(ctx, l, true);
     scratch.u1.set_shape(ctx, l, true);
     let tables = ctx.ntt_tables();
@@ -199,8 +208,12 @@ pub fn inner_product(
         scratch.u1.data_mut(),
         n,
         |j, o0, o1| {
-            let key_limb = if j <= l { j } else { top + 1 + (j - l - 1) };
-            let Some(m) = tables.get(key_limb).map(|t| *t.modulus()) else {
+            let (chain_limb, key_limb) = if j <= l {
+                (j, j)
+            } else {
+                (top + 1 + (j - l - 1), key_level + 1 + (j - l - 1))
+            };
+            let Some(m) = tables.get(chain_limb).map(|t| *t.modulus()) else {
                 return;
             };
             let dl = |i: usize| digits.get(i).and_then(|d| d.limb(j)).unwrap_or_default();

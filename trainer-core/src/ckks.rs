@@ -21,8 +21,8 @@ use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::{Complex, Encoder, Plaintext};
 use fhe_core::eval::{EvalScratch, Evaluator};
-use fhe_core::keys::EvalKeys;
 use fhe_core::keys::SecretKey;
+use fhe_core::keys::{EvalKeys, KeyLevels};
 use fhe_core::math::canonical_scales;
 use fhe_core::params::Params;
 use fhe_core::refresh::{mask, reencrypt_masked_at, unmask};
@@ -52,6 +52,24 @@ pub trait Refresher {
     fn period(&self) -> Option<usize> {
         None
     }
+}
+
+/// The highest level the bootstrapped trainer uses each evaluation key at: bootstrapping's
+/// ([`Bootstrapper::key_levels`]) and the trainer's rotations and products at its working top
+/// `top` or below. The cloud cuts its keys to these levels
+/// ([`fhe_core::keys::EvalKeys::truncate`]): at `n16_boot` the trainer's own rotation keys
+/// then take 4 digits of 13 limbs instead of 9 of 31.
+pub fn bootstrap_key_levels(
+    params: &Params,
+    layout: &crate::layout::Layout,
+    boot: &Bootstrapper,
+    top: usize,
+) -> KeyLevels {
+    let mut levels = boot.key_levels();
+    let mut trainer = KeyLevels::default();
+    trainer.use_rotations(params, &layout.all_steps(), top);
+    levels.merge(&trainer);
+    levels
 }
 
 /// The bootstrapping configuration of a trainer with `layout` on `params`: at **half** the

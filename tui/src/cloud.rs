@@ -171,7 +171,7 @@ impl Link {
         &self,
         params: &Params,
         layout: &Layout,
-        keys: &Arc<EvalKeys>,
+        keys: &mut Arc<EvalKeys>,
     ) -> Result<AutoRefresh<CkksBackend<CloudRefresher>>> {
         let hospital = file_refresher(
             params,
@@ -516,11 +516,13 @@ impl Refresher for CloudRefresher {
 
 /// The cloud's backend for `mode`: with the hospital refresh, every operand at level 2 goes to
 /// the hospital; with bootstrapping, the backend works below the bootstrapping levels and
-/// bootstraps operands at level 0.
+/// bootstraps operands at level 0, and the keys (when `keys` is their only holder) are cut
+/// to the levels they are used at (`trainer_core::ckks::bootstrap_key_levels`: at `n16_boot`
+/// several GB less).
 pub fn cloud_backend(
     params: &Params,
     layout: &Layout,
-    keys: &Arc<EvalKeys>,
+    keys: &mut Arc<EvalKeys>,
     mode: RefreshMode,
     hospital: FileRefresher,
 ) -> Result<AutoRefresh<CkksBackend<CloudRefresher>>> {
@@ -558,6 +560,11 @@ pub fn cloud_backend(
             let after = boot.levels_after();
             if after < 2 {
                 bail!("bootstrapping leaves {after} levels: too few to train");
+            }
+            if let Some(k) = Arc::get_mut(keys) {
+                let levels =
+                    trainer_core::ckks::bootstrap_key_levels(params, layout, &boot, after - 1);
+                k.truncate(params, &levels)?;
             }
             let r = CloudRefresher {
                 hospital,
@@ -617,7 +624,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ..base
     };
     let mut trainer = Trainer::new(layout, config);
-    let mut be = a.link.backend(&params, &inp.layout, &inp.keys)?;
+    let mut be = a.link.backend(&params, &inp.layout, &mut inp.keys)?;
     for c in [&mut inp.train, &mut inp.val] {
         c.x = onto_top(&mut be, std::mem::take(&mut c.x))?;
         c.y = onto_top(&mut be, std::mem::take(&mut c.y))?;
@@ -835,7 +842,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
             ..TrainConfig::default()
         },
     );
-    let mut be = a.link.backend(&params, &inp.layout, &inp.keys)?;
+    let mut be = a.link.backend(&params, &inp.layout, &mut inp.keys)?;
     let w = onto_top(&mut be, w)?;
     inp.train.x = onto_top(&mut be, std::mem::take(&mut inp.train.x))?;
     let mut scores = Vec::new();
