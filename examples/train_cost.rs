@@ -72,9 +72,11 @@ fn main() {
             let c = be.counts() - c0;
             println!(
                 "{{\"preset\":\"{preset}\",\"mirror\":true,\"batch\":{},\"step\":{step},{},\
-                 \"top_level\":{},{}}}",
+                 \"weights_level_after\":{},\"look_level_after\":{},\"top_level\":{},{}}}",
                 idx.len() * l.rows,
                 ops_json(&r.ops, c.refresh),
+                state.w.first().map_or(0, |v| v.level),
+                state.look.first().map_or(0, |v| v.level),
                 be.top_level(),
                 levels_json(&be.inner.levels)
             );

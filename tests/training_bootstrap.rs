@@ -24,12 +24,12 @@ use trainer_core::ckks::{Bootstrap, CkksBackend};
 use trainer_core::layout::Layout;
 use trainer_core::refresh::AutoRefresh;
 use trainer_core::session::pack_chunks;
-use trainer_core::train::{TrainConfig, Trainer};
+use trainer_core::train::{Batch, TrainConfig, Trainer};
 
 /// Full-slot bootstrapping, the trainer's packs as they are.
 #[test]
 fn bootstrapped_step_tracks_the_mirror() {
-    bootstrapped_step_tracks_the_mirror_at(false);
+    bootstrapped_step_tracks_the_mirror_at(false, TrainConfig::default(), 1);
 }
 
 /// Bootstrapping at half the slots ([`trainer_core::ckks::bootstrap_config`], what the
@@ -37,10 +37,18 @@ fn bootstrapped_step_tracks_the_mirror() {
 /// bootstrapped vector repeats with the period.
 #[test]
 fn sparse_bootstrapped_step_with_folded_packs_tracks_the_mirror() {
-    bootstrapped_step_tracks_the_mirror_at(true);
+    bootstrapped_step_tracks_the_mirror_at(true, TrainConfig::default(), 1);
 }
 
-fn bootstrapped_step_tracks_the_mirror_at(sparse: bool) {
+/// What the bootstrapped mode runs (`TrainConfig::bootstrapped()`: the shallow softmax, the
+/// compact weights refresh riding along with the probabilities' bootstrapping, folded packs
+/// at half the slots), two steps.
+#[test]
+fn bootstrapped_mode_steps_track_the_mirror() {
+    bootstrapped_step_tracks_the_mirror_at(true, TrainConfig::bootstrapped(), 2);
+}
+
+fn bootstrapped_step_tracks_the_mirror_at(sparse: bool, config: TrainConfig, steps: usize) {
     let params = presets::toy_insecure_boot_train()
         .validate()
         .expect("params");
@@ -50,13 +58,13 @@ fn bootstrapped_step_tracks_the_mirror_at(sparse: bool) {
     let l = Layout::new(slots, tr.features(), tr.classes()).expect("layout");
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let sk = SecretKey::generate(&params, &mut rng).expect("sk");
-    let config = if sparse {
+    let boot_config = if sparse {
         trainer_core::ckks::bootstrap_config(&params, &l)
     } else {
         BootstrapConfig::new(&params, slots)
     };
-    assert_eq!(config.slots, if sparse { slots / 2 } else { slots });
-    let boot = Bootstrapper::new(&params, config).expect("boot");
+    assert_eq!(boot_config.slots, if sparse { slots / 2 } else { slots });
+    let boot = Bootstrapper::new(&params, boot_config).expect("boot");
     let keys = Arc::new(
         boot.generate_keys(&sk, &l.all_steps(), &mut rng)
             .expect("keys"),
@@ -81,35 +89,36 @@ fn bootstrapped_step_tracks_the_mirror_at(sparse: bool) {
     let packed = pack_chunks(&l, &tr, &(0..l.rows).collect::<Vec<_>>());
     let c_enc = packed.map(&mut encrypt);
     let c_mir = packed.map(|v| mirror.vector(v.to_vec()));
-    let mut t_enc = Trainer::new(l, TrainConfig::default());
-    let mut t_mir = Trainer::new(l, TrainConfig::default());
+    let mut t_enc = Trainer::new(l, config.clone());
+    let mut t_mir = Trainer::new(l, config);
     let mut s_enc = t_enc.zero_state(|v| encrypt(&v));
     let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
     let mut be_enc = AutoRefresh::new(ckks, 0);
     let mut be_mir = AutoRefresh::new(mirror.clone(), 0);
-    let r_enc = t_enc
-        .step(&mut be_enc, &mut s_enc, &c_enc.batch(&[0]))
-        .expect("bootstrapped step");
-    let r_mir = t_mir
-        .step(&mut be_mir, &mut s_mir, &c_mir.batch(&[0]))
-        .expect("mirror step");
-    eprintln!("bootstrapped step: {:?}", r_enc.ops);
-    assert_eq!(
-        r_enc.ops.refresh, r_mir.ops.refresh,
-        "same refresh decisions"
-    );
-    assert!(r_enc.ops.refresh > 0, "the step bootstrapped");
+    let mut refreshes = 0;
+    for step in 0..steps {
+        let chunk = step % c_enc.len();
+        let r_enc = t_enc
+            .step(&mut be_enc, &mut s_enc, &c_enc.batch(&[chunk]))
+            .expect("bootstrapped step");
+        let r_mir = t_mir
+            .step(&mut be_mir, &mut s_mir, &c_mir.batch(&[chunk]))
+            .expect("mirror step");
+        eprintln!("bootstrapped step {step}: {:?}", r_enc.ops);
+        assert_eq!(
+            r_enc.ops, r_mir.ops,
+            "same operations and refresh decisions"
+        );
+        assert!(r_enc.ops.refresh > 0, "the step bootstrapped");
+        refreshes += r_enc.ops.refresh;
+    }
     // Every refresh was a bootstrapping, some of them two at once (`a + i·b`).
     let (count, paired) = {
         let r = be_enc.inner.refresher_mut();
         (r.count, r.paired)
     };
     eprintln!("bootstrappings: {count}, of them paired: {paired}");
-    assert_eq!(
-        count + paired,
-        r_enc.ops.refresh,
-        "refreshes vs bootstrappings"
-    );
+    assert_eq!(count + paired, refreshes, "refreshes vs bootstrappings");
     assert!(paired > 0, "no bootstrapping was paired");
     for (ce, cm) in s_enc.w.iter().zip(&s_mir.w) {
         assert_eq!(ce.level(), cm.level);
@@ -183,5 +192,69 @@ fn compact_refresh_bootstraps_all_the_weights_at_once() {
         let got = hospital.decrypt(ce).expect("decrypt");
         let p = Precision::of_real(want, &got);
         assert!(p.min_bits >= 15.0, "compactly refreshed weights {p:?}");
+    }
+}
+
+/// The weights riding along with the probabilities' bootstrapping, on real bootstrapping at
+/// half the slots with keys cut to their levels (`harness::setup_bootstrap`): three steps of
+/// `TrainConfig::bootstrapped()` on a layout small enough for the compact refresh (16 rows of
+/// 32 slots, 3 classes), the same operations and refresh decisions as the mirror, weights to
+/// ≥ 12 bits.
+#[test]
+fn weights_ride_along_with_the_probabilities_bootstrapping() {
+    let params = presets::toy_insecure_boot_train()
+        .validate()
+        .expect("params");
+    let slots = params.max_slots();
+    let l = Layout::new(slots, 12, 3).expect("layout");
+    assert!(2 * l.c_pad <= l.rows && l.can_fold(), "{l:?}");
+    let (mut hospital, ckks) = setup_bootstrap(&params, &l, 9).expect("keys");
+    let top = ckks.top_level();
+    let mirror = Mirror::new(slots, top).with_refresh_period(ckks.refresh_period());
+    let samples: Vec<Vec<f64>> = (0..2 * l.rows)
+        .map(|r| {
+            (0..12)
+                .map(|j| (((r * 7 + j * 3) % 11) as f64 - 5.0) * 0.06)
+                .collect()
+        })
+        .collect();
+    let labels: Vec<usize> = (0..2 * l.rows).map(|r| (r * 5) % 3).collect();
+    let mut be_enc = AutoRefresh::new(ckks, 0);
+    let mut be_mir = AutoRefresh::new(mirror.clone(), 0);
+    let mut t_enc = Trainer::new(l, TrainConfig::bootstrapped());
+    let mut t_mir = Trainer::new(l, TrainConfig::bootstrapped());
+    let mut s_enc = t_enc.zero_state(|v| hospital.encrypt(&v).expect("encrypt"));
+    let mut s_mir = t_mir.zero_state(|v| mirror.vector(v));
+    for step in 0..3 {
+        let rows = step % 2 * l.rows..(step % 2 + 1) * l.rows;
+        let x = l.pack_x(samples[rows.clone()].iter().map(Vec::as_slice));
+        let y = l.pack_y(labels[rows].iter().copied());
+        let b_enc = Batch {
+            x: vec![hospital.encrypt(&x).expect("x")],
+            y: vec![hospital.encrypt(&y).expect("y")],
+            rows: vec![l.rows],
+        };
+        let b_mir = Batch {
+            x: vec![mirror.vector(x)],
+            y: vec![mirror.vector(y)],
+            rows: vec![l.rows],
+        };
+        let r_enc = t_enc.step(&mut be_enc, &mut s_enc, &b_enc).expect("step");
+        let r_mir = t_mir.step(&mut be_mir, &mut s_mir, &b_mir).expect("mirror");
+        eprintln!("step {step}: {:?}", r_enc.ops);
+        assert_eq!(r_enc.ops, r_mir.ops, "step {step}");
+    }
+    let paired = be_enc.inner.refresher_mut().paired;
+    assert!(paired > 0, "no two vectors shared a bootstrapping");
+    for (ce, cm) in s_enc
+        .w
+        .iter()
+        .chain(&s_enc.look)
+        .zip(s_mir.w.iter().chain(&s_mir.look))
+    {
+        assert_eq!(ce.level(), cm.level);
+        let got = hospital.decrypt(ce).expect("decrypt");
+        let p = Precision::of_real(&cm.values, &got);
+        assert!(p.min_bits >= 12.0, "weights {p:?}");
     }
 }

@@ -194,7 +194,7 @@ fn step_op_counts_match_the_formulas() {
             let idx: Vec<usize> = (0..samples).collect();
             let b = pack_batch(&l, &mirror, &tr, &idx);
             let report = trainer.step(&mut be, &mut state, &b).expect("step");
-            let want = predicted_step_ops(&l, b.x.len() as u64, &approx, period.is_some());
+            let want = predicted_step_ops(&l, b.x.len() as u64, trainer.config(), period.is_some());
             let case = format!("{samples} samples, period {period:?}");
             assert_eq!(report.ops.mult, want.mult, "mult, {case}");
             assert_eq!(report.ops.cmult, want.cmult, "cmult, {case}");
@@ -245,6 +245,45 @@ fn folded_packs_train_like_plain_packs_and_refresh_only_periodic_vectors() {
     assert_eq!(plain_ops.refresh, folded_ops.refresh, "same refresh points");
     assert!(folded_ops.rot > plain_ops.rot && folded_ops.cmult > plain_ops.cmult);
     eprintln!("plain {plain_ops:?}\nfolded {folded_ops:?}");
+}
+
+/// The bootstrapped mode at `n16_boot`'s levels (9 working levels, a refresh at level 0 at
+/// half the slots, batch 1024): after the first step every step makes the same five
+/// refreshes of the softmax and its probabilities, the weights riding along with the last
+/// one (two vectors in one bootstrapping), and leaves the weights and the look-ahead at
+/// level 6, which lets the next step's exponential run before its first refresh. Counted
+/// on the mirror, which decides exactly as the encrypted backend does.
+#[test]
+fn bootstrapped_mode_settles_at_five_bootstrappings_per_step() {
+    let f = load(Fx::Blood).expect("fixture");
+    let tr = common::standardized(&f, "train");
+    let l = Layout::new(SLOTS, tr.features(), tr.classes()).expect("layout");
+    let mirror = Mirror::new(SLOTS, 9).with_refresh_period(Some(SLOTS / 2));
+    let mut trainer = Trainer::new(l, TrainConfig::bootstrapped());
+    let mut state = trainer.zero_state(|v| mirror.vector(v));
+    let mut be = AutoRefresh::new(mirror.clone(), 0);
+    for step in 0..5 {
+        let idx: Vec<usize> = (0..1024).map(|i| (i + step * 300) % tr.len()).collect();
+        let b = pack_batch(&l, &mirror, &tr, &idx);
+        let r = trainer.step(&mut be, &mut state, &b).expect("step");
+        let levels: Vec<usize> = state.look.iter().chain(&state.w).map(|v| v.level).collect();
+        eprintln!("step {step}: {:?}, levels {levels:?}", r.ops);
+        assert!(
+            levels.iter().all(|&v| v == 6),
+            "step {step}: levels {levels:?}"
+        );
+        if step == 0 {
+            // Fresh weights: the exponential needs no refresh, nor do the weights.
+            assert_eq!(r.ops.refresh, 5);
+        } else {
+            // Four refreshes in the softmax, then the probabilities and the weights' packed
+            // vector together (six vectors, five bootstrappings), with the compact
+            // refresh's 2·2·c_pad masks.
+            assert_eq!(r.ops.refresh, 6, "step {step}");
+            let plain = predicted_step_ops(&l, b.x.len() as u64, trainer.config(), true);
+            assert_eq!(r.ops.cmult, plain.cmult + 4 * l.c_pad as u64, "step {step}");
+        }
+    }
 }
 
 #[test]

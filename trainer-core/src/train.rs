@@ -171,6 +171,20 @@ impl Trainer {
         be: &mut B,
         vs: &[&B::Vector],
     ) -> Result<Option<Vec<B::Vector>>, B::Error> {
+        let Some(packed) = self.compact_pack(be, vs)? else {
+            return Ok(None);
+        };
+        let spread = be.refresh(&packed)?;
+        self.compact_unpack(be, &spread, vs.len()).map(Some)
+    }
+
+    /// The one vector [`Self::compact_refresh`] refreshes: vector `j` masked to the row
+    /// blocks `≡ j (mod g)`, all summed (one level). `None` when they do not fit.
+    fn compact_pack<B: Backend>(
+        &mut self,
+        be: &mut B,
+        vs: &[&B::Vector],
+    ) -> Result<Option<B::Vector>, B::Error> {
         let l = self.layout;
         let g = vs.len().next_power_of_two();
         if vs.is_empty() || g > l.rows {
@@ -185,23 +199,78 @@ impl Trainer {
                 Some(a) => be.add(&a, &t)?,
             });
         }
-        let Some(packed) = packed else {
-            return Ok(None);
-        };
-        let spread = be.refresh(&packed)?;
+        Ok(packed)
+    }
+
+    /// The `k` vectors back from a refreshed [`Self::compact_pack`]: per vector its blocks
+    /// masked (one level) and spread over all rows (`log2 g` rotations).
+    fn compact_unpack<B: Backend>(
+        &mut self,
+        be: &mut B,
+        spread: &B::Vector,
+        k: usize,
+    ) -> Result<Vec<B::Vector>, B::Error> {
+        let l = self.layout;
+        let g = k.next_power_of_two();
         let period = (l.block * g) as i64;
         let steps = l.row_sum_steps();
-        let mut out = Vec::with_capacity(vs.len());
-        for j in 0..vs.len() {
+        let mut out = Vec::with_capacity(k);
+        for j in 0..k {
             let m = self.row_mask(be, j, g);
-            let mut t = be.mul_plain(&spread, m)?;
+            let mut t = be.mul_plain(spread, m)?;
             for &s in steps.iter().filter(|&&s| s < period) {
                 let r = be.rotate(&t, s)?;
                 t = be.add(&t, &r)?;
             }
             out.push(t);
         }
-        Ok(Some(out))
+        Ok(out)
+    }
+
+    /// Whether the state rides along with the packed probabilities' refresh
+    /// ([`Self::probabilities`]): with the compact refresh, when the new look-ahead (one
+    /// level below the weights and the look-ahead, at most) would come out below the logits'
+    /// two levels plus the exponential's, which the next step's softmax then starts with
+    /// before its first refresh; and only when every vector has the packing mask's level.
+    fn rides_along<B: Backend>(&self, be: &B, state: &State<B::Vector>) -> bool {
+        let want = self.config.softmax.exp_depth() + 3;
+        let low = state
+            .look
+            .iter()
+            .chain(&state.w)
+            .any(|v| be.needs_refresh(v, want));
+        let maskable = state
+            .look
+            .iter()
+            .chain(&state.w)
+            .all(|v| !be.needs_refresh(v, 1));
+        self.config.compact_refresh && low && maskable
+    }
+
+    /// `p` refreshed together with the whole state: the state packed as in
+    /// [`Self::compact_refresh`], both lowered to one level (one canonical scale), refreshed
+    /// together (one bootstrapping of `p + i·packed`), the state unpacked in place.
+    fn refresh_with_state<B: Backend>(
+        &mut self,
+        be: &mut B,
+        p: B::Vector,
+        state: &mut State<B::Vector>,
+    ) -> Result<B::Vector, B::Error> {
+        let all: Vec<&B::Vector> = state.look.iter().chain(&state.w).collect();
+        let k = all.len();
+        let Some(packed) = self.compact_pack(be, &all)? else {
+            return be.refresh(&p);
+        };
+        let level = be.level(&p).min(be.level(&packed));
+        let (p, packed) = (be.lower(&p, level)?, be.lower(&packed, level)?);
+        let mut fresh = be.refresh_many(&[&p, &packed])?.into_iter();
+        let (Some(p), Some(spread)) = (fresh.next(), fresh.next()) else {
+            return Ok(p);
+        };
+        let mut vs = self.compact_unpack(be, &spread, k)?;
+        state.w = vs.split_off(state.look.len());
+        state.look = vs;
+        Ok(p)
     }
 
     /// Before a step: with [`TrainConfig::compact_refresh`], the weights and the look-ahead
@@ -471,6 +540,7 @@ impl Trainer {
         rows: &[usize],
         tail: usize,
         fold: bool,
+        mut state: Option<&mut State<B::Vector>>,
     ) -> Result<Vec<B::Vector>, B::Error> {
         let l = self.layout;
         let mut out = Vec::with_capacity(us.len());
@@ -486,7 +556,12 @@ impl Trainer {
                 out.push(p);
                 continue;
             }
-            let p = be.reserve(&p, 1 + tail)?.unwrap_or(p);
+            let p = match state.take() {
+                Some(st) if be.needs_refresh(&p, 1 + tail) && self.rides_along(be, st) => {
+                    self.refresh_with_state(be, p, st)?
+                }
+                _ => be.reserve(&p, 1 + tail)?.unwrap_or(p),
+            };
             for (pieces, &r) in unpack_parts(be, &l, p, n, fold)?.iter().zip(group) {
                 let mut acc: Option<B::Vector> = None;
                 for (piece, range) in pieces.iter().zip(self.parts(r, fold)) {
@@ -520,7 +595,7 @@ impl Trainer {
             let rx = self.rotations(be, x, level)?;
             us.push(self.logits(be, &w, &rx, r, fold)?);
         }
-        self.probabilities(be, us, rows, 0, fold)
+        self.probabilities(be, us, rows, 0, fold, None)
     }
 
     /// [`Self::predict_many`] of one chunk.
@@ -629,20 +704,28 @@ impl Trainer {
         let before = be.counts();
         let l = self.layout;
         let fold = self.folds(be);
+        let compact = self.config.compact_refresh;
         self.reserve_state(be, state)?;
-        let (look, level) = Self::ready(be, &state.look, &batch.x)?;
         let mut rxs = Vec::with_capacity(batch.x.len());
         let mut us = Vec::with_capacity(batch.x.len());
-        for (x, &rows) in batch.x.iter().zip(&batch.rows) {
-            let rx = self.rotations(be, x, level)?;
-            us.push(self.logits(be, &look, &rx, rows, fold)?);
-            rxs.push(rx);
+        {
+            let (look, level) = Self::ready(be, &state.look, &batch.x)?;
+            for (x, &rows) in batch.x.iter().zip(&batch.rows) {
+                // With the compact refresh the data's rotations stay at the data's level
+                // (the logit products align them to the weights'): the gradient is taken
+                // there, so the weights refreshed with the probabilities keep their levels
+                // through the update.
+                let at = if compact { be.level(x) } else { level };
+                let rx = self.rotations(be, x, at)?;
+                us.push(self.logits(be, &look, &rx, rows, fold)?);
+                rxs.push(rx);
+            }
         }
         // After the unpacking mask: the gradient product, its mask and the momentum step.
-        let tail = 3 + usize::from(self.config.compact_refresh);
-        let probs = self.probabilities(be, us, &batch.rows, tail, fold)?;
+        let tail = 3 + usize::from(compact);
+        let probs = self.probabilities(be, us, &batch.rows, tail, fold, Some(&mut *state))?;
         let mut errs = Vec::with_capacity(batch.x.len());
-        for (p, y) in probs.iter().zip(&batch.y) {
+        for ((p, y), rx) in probs.iter().zip(&batch.y).zip(&rxs) {
             let mut e = be.sub(p, y)?;
             for s in l.replicate_steps() {
                 let r = be.rotate(&e, s)?;
@@ -650,6 +733,7 @@ impl Trainer {
             }
             // Each error meets `c_pad` rotations of its data: lowered to theirs once here
             // rather than aligned in every product (no copy when it is there already).
+            let level = rx.first().map_or(0, |r| be.level(r));
             if be.level(&e) > level {
                 e = be.lower(&e, level)?;
             }
@@ -660,6 +744,17 @@ impl Trainer {
         let gamma = self.config.schedule.momentum(t);
         let factor = -eta / batch.samples().max(1) as f64;
         let gmask = self.grad_mask(be, factor);
+        // With the compact refresh, the look-ahead's share of the step, `(1 + γ)·step`, comes
+        // from `G` directly: the new look-ahead `(1 + γ)·Wₗ − γ·W + (1 + γ)·step` is then one
+        // level below the old weights and `G`, not two below `G`, which keeps the next
+        // step's exponential clear of a bootstrapping. (Where refreshes are cheap a higher
+        // level only makes the next step's products dearer, so the other mode keeps the
+        // cheaper form.)
+        let gmask_look = if compact {
+            Some(self.grad_mask(be, factor * (1.0 + gamma)))
+        } else {
+            None
+        };
         // The momentum term γ·W needs a level of every W: refreshed together if at all.
         reserve_in_place(be, &mut state.w, 1)?;
         let mut new_w = Vec::with_capacity(l.c_pad);
@@ -675,14 +770,30 @@ impl Trainer {
                 let r = be.rotate(&g, s)?;
                 g = be.add(&g, &r)?;
             }
-            let step = be.mul_plain(&g, gmask)?;
-            let (Some(look_i), Some(w_i)) = (look.get(i), state.w.get(i)) else {
+            let (Some(look_i), Some(w_i)) = (state.look.get(i), state.w.get(i)) else {
                 continue;
             };
-            let w_next = be.add(look_i, &step)?;
-            let a = be.mul_const(&w_next, 1.0 + gamma)?;
-            let b = be.mul_const(w_i, gamma)?;
-            new_look.push(be.sub(&a, &b)?);
+            let w_next = match gmask_look {
+                Some(gl) => {
+                    // Two products of `G`: refreshed once here if it has no level left.
+                    let g = be.reserve(&g, 1)?.unwrap_or(g);
+                    let step = be.mul_plain(&g, gmask)?;
+                    let step_look = be.mul_plain(&g, gl)?;
+                    let a = be.mul_const(look_i, 1.0 + gamma)?;
+                    let b = be.mul_const(w_i, gamma)?;
+                    let momentum = be.sub(&a, &b)?;
+                    new_look.push(be.add(&momentum, &step_look)?);
+                    be.add(look_i, &step)?
+                }
+                None => {
+                    let step = be.mul_plain(&g, gmask)?;
+                    let w_next = be.add(look_i, &step)?;
+                    let a = be.mul_const(&w_next, 1.0 + gamma)?;
+                    let b = be.mul_const(w_i, gamma)?;
+                    new_look.push(be.sub(&a, &b)?);
+                    w_next
+                }
+            };
             new_w.push(w_next);
         }
         state.w = new_w;
@@ -833,8 +944,12 @@ fn unpack<B: Backend>(
 }
 
 /// The operation counts of one step predicted from the layout (refreshes excluded): `chunks`
-/// data vectors, softmax constants `approx`, packs folded or not ([`Layout::folded_class_mask`]).
-pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox, fold: bool) -> OpCounts {
+/// data vectors under `config` (its softmax constants; with
+/// [`TrainConfig::compact_refresh`] the update's second gradient mask, though not the
+/// compact refresh itself), packs folded or not ([`Layout::folded_class_mask`]).
+pub fn predicted_step_ops(l: &Layout, chunks: u64, config: &TrainConfig, fold: bool) -> OpCounts {
+    let approx = &config.softmax;
+    let compact = config.compact_refresh;
     let lg = |v: usize| u64::from(usize::BITS - 1 - v.leading_zeros());
     let c_pad = l.c_pad as u64;
     let block_sum = lg(l.block / l.c_pad);
@@ -871,7 +986,7 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, approx: &SoftmaxApprox, fold:
     let packs = chunks.div_ceil(width);
     OpCounts {
         mult: chunks * c_pad + packs * sm_mult + chunks * c_pad,
-        cmult: chunk_masks + packs * sm_cmult + c_pad * 3,
+        cmult: chunk_masks + packs * sm_cmult + c_pad * (3 + u64::from(compact)),
         rot: chunks * ((c_pad - 1) + block_sum + block_sum)
             + packs * sm_rot
             + pack_rot
