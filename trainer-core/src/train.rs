@@ -1003,6 +1003,20 @@ mod tests {
     use super::*;
     use crate::backend::{Mirror, MirrorVector};
 
+    /// Distinct values at the class slots of chunk `j`'s first `rows[j]` rows, zero elsewhere.
+    fn class_values(l: &Layout, rows: &[usize]) -> Vec<Vec<f64>> {
+        rows.iter()
+            .enumerate()
+            .map(|(j, &r)| {
+                let m = l.class_mask(r, 1.0);
+                m.iter()
+                    .enumerate()
+                    .map(|(s, &v)| v * (1.0 + (s * 7 + j * 13) as f64 * 0.01))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Pack and unpack at every pack size put each chunk's class values where the docs say,
     /// with `n − 1` rotations each way, all of them rotation keys of the layout.
     #[test]
@@ -1014,15 +1028,7 @@ mod tests {
             let stride = l.pack_stride();
             for n in 1..=l.pack_width() {
                 let rows: Vec<usize> = (0..n).map(|j| l.rows - j % 2).collect();
-                let parts: Vec<Vec<f64>> = (0..n)
-                    .map(|j| {
-                        let m = l.class_mask(rows[j], 1.0);
-                        m.iter()
-                            .enumerate()
-                            .map(|(s, &v)| v * (1.0 + (s * 7 + j * 13) as f64 * 0.01))
-                            .collect()
-                    })
-                    .collect();
+                let parts = class_values(&l, &rows);
                 let vs = parts.iter().map(|p| be.vector(p.clone())).collect();
                 let before = be.counts().rot;
                 let packed = pack(&mut be, vs, stride).unwrap().unwrap();
@@ -1071,15 +1077,7 @@ mod tests {
                 let rows: Vec<usize> = (0..n)
                     .map(|j| [l.rows, l.rows - 1, half.max(1) - 1][j % 3])
                     .collect();
-                let values: Vec<Vec<f64>> = (0..n)
-                    .map(|j| {
-                        let m = l.class_mask(rows[j], 1.0);
-                        m.iter()
-                            .enumerate()
-                            .map(|(s, &v)| v * (1.0 + (s * 7 + j * 13) as f64 * 0.01))
-                            .collect()
-                    })
-                    .collect();
+                let values = class_values(&l, &rows);
                 let parts: Vec<Vec<MirrorVector>> = values
                     .iter()
                     .zip(&rows)
