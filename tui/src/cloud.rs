@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use fhe_core::bootstrap::Bootstrapper;
+use fhe_core::bootstrap::{BootstrapConfig, Bootstrapper};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::format::WireObject;
 use fhe_core::keys::{EvalKeys, galois_element_for_rotation};
@@ -470,6 +470,18 @@ pub fn zero_ct(params: &Params) -> Result<Ciphertext> {
     )?)
 }
 
+/// The rotation steps of `boot` whose keys `keys` lacks.
+fn missing_rotations(params: &Params, keys: &EvalKeys, boot: &Bootstrapper) -> Vec<i64> {
+    boot.rotations()
+        .into_iter()
+        .filter(|&s| {
+            !keys
+                .galois
+                .contains_key(&galois_element_for_rotation(params, s))
+        })
+        .collect()
+}
+
 /// The bootstrapper of a trainer with `layout` on `params`
 /// ([`trainer_core::ckks::bootstrap_config`]: `N/4` slots, the trainer folding its packs, when
 /// the layout allows; the default level budget and EvalMod).
@@ -539,16 +551,23 @@ pub fn cloud_backend(
             .with_window(Some(trainer_core::refresh::HOSPITAL_WINDOW)))
         }
         RefreshMode::Bootstrap => {
-            let boot = bootstrapper(params, layout)?;
-            let missing: Vec<i64> = boot
-                .rotations()
-                .into_iter()
-                .filter(|&s| {
-                    !keys
-                        .galois
-                        .contains_key(&galois_element_for_rotation(params, s))
-                })
-                .collect();
+            let mut boot = bootstrapper(params, layout)?;
+            let mut missing = missing_rotations(params, keys, &boot);
+            if !missing.is_empty() && boot.config().slots < params.max_slots() {
+                // Keys made for full-slot bootstrapping (`keygen --bootstrap` before the
+                // trainer folded its packs): bootstrap at full slots, unfolded, slower.
+                let full =
+                    Bootstrapper::new(params, BootstrapConfig::new(params, params.max_slots()))?;
+                if missing_rotations(params, keys, &full).is_empty() {
+                    eprintln!(
+                        "the evaluation keys are for full-slot bootstrapping: each bootstrapping \
+                         runs two EvalMods instead of one (keys from today's `blindtuner keygen \
+                         --bootstrap` make it about a third faster)"
+                    );
+                    boot = full;
+                    missing.clear();
+                }
+            }
             if !missing.is_empty() {
                 bail!(
                     "the evaluation keys lack {} bootstrapping rotation keys (e.g. step {}): \
@@ -870,4 +889,64 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhe_core::keys::SecretKey;
+    use fhe_core::params::presets;
+    use trainer_core::backend::Backend;
+
+    /// Bootstrap mode takes the keys `keygen --bootstrap` makes (half the slots, the trainer
+    /// folding), falls back to full slots for keys made for those, and names the missing
+    /// keys and the command otherwise.
+    #[test]
+    fn bootstrap_mode_uses_the_keys_it_is_given() {
+        let params = presets::toy_insecure_boot_train().validate().unwrap();
+        let layout = Layout::new(params.max_slots(), 12, 3).unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("blindtuner-cloud-keys-{}", std::process::id()));
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let sk = SecretKey::generate(&params, &mut rng).unwrap();
+        let full = BootstrapConfig::new(&params, params.max_slots());
+        for (config, period) in [
+            (
+                trainer_core::ckks::bootstrap_config(&params, &layout),
+                Some(params.max_slots() / 2),
+            ),
+            (full, None),
+        ] {
+            let boot = Bootstrapper::new(&params, config).unwrap();
+            let mut keys = Arc::new(
+                boot.generate_keys(&sk, &layout.all_steps(), &mut rng)
+                    .unwrap(),
+            );
+            let hospital = file_refresher(&params, &dir, None, Duration::from_secs(1)).unwrap();
+            let be = cloud_backend(
+                &params,
+                &layout,
+                &mut keys,
+                RefreshMode::Bootstrap,
+                hospital,
+            )
+            .unwrap();
+            assert_eq!(be.refresh_period(), period);
+        }
+        let mut plain =
+            Arc::new(EvalKeys::generate(&sk, &layout.all_steps(), false, &mut rng).unwrap());
+        let hospital = file_refresher(&params, &dir, None, Duration::from_secs(1)).unwrap();
+        let err = cloud_backend(
+            &params,
+            &layout,
+            &mut plain,
+            RefreshMode::Bootstrap,
+            hospital,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("keygen --bootstrap"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
