@@ -8,7 +8,7 @@
 //! `cargo bench -p blindtuner --bench train` runs the hospital mode at `n16_train`, batch 1024
 //! (the cost point; about 11 GiB) and `n14_train`, batch 256, and the bootstrapped
 //! mode on the insecure toy chain. The bootstrapped step at N = 2^16 (`n16_boot`, batch 1024)
-//! takes minutes per iteration and about 15 GiB, so it runs only with
+//! takes about a minute per iteration and about 17 GiB, so it runs only with
 //! `BLINDTUNER_BENCH_BOOT16=1` (one step of it: `cargo run --release -p blindtuner --example
 //! train_cost -- n16_boot 1024 1 boot`). `BLINDTUNER_BENCH_QUICK=1` (CI) runs only the
 //! insecure toy presets, so neither mode can rot.
