@@ -148,11 +148,8 @@ pub mod harness {
             &boot,
             after.saturating_sub(1),
         );
-        let mut steps = boot.rotations();
-        steps.extend(layout.all_steps());
-        let keys = Arc::new(EvalKeys::generate_truncated(
-            &sk, &steps, true, &levels, &mut rng,
-        )?);
+        let keys =
+            Arc::new(boot.generate_keys_truncated(&sk, &layout.all_steps(), &levels, &mut rng)?);
         let cloud = CkksBackend::new(params, keys.clone(), Bootstrap::new(params, boot, keys))?
             .with_top_level(after.saturating_sub(1))?;
         Ok((Hospital::new(params, sk, &cloud, rng)?, cloud))

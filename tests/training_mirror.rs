@@ -233,12 +233,7 @@ fn folded_packs_train_like_plain_packs_and_refresh_only_periodic_vectors() {
         panic!("two runs");
     };
     for (a, b) in plain.w.iter().zip(&folded.w) {
-        let d = a
-            .values
-            .iter()
-            .zip(&b.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max);
+        let d = common::max_abs_diff(&a.values, &b.values);
         assert!(d < 1e-12, "weights differ by {d}");
         assert_eq!(a.level, b.level);
     }
@@ -317,11 +312,7 @@ fn mirror_weights_equal_exact_nag_weights_step_by_step() {
             .expect("model");
         let diags: Vec<Vec<f64>> = state.w.iter().map(|v| v.values.clone()).collect();
         let got = l.unpack_w(&diags);
-        let err = got
-            .iter()
-            .zip(&want.w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = common::max_abs_diff(&got, &want.w);
         assert!(err < 1e-6, "step {steps}: max weight difference {err:e}");
     }
 }
@@ -379,12 +370,7 @@ fn packed_predictions_equal_per_chunk_predictions() {
         let one = trainer
             .predict(&mut be, &state.w, x, rows)
             .expect("one chunk");
-        let err = one
-            .values
-            .iter()
-            .zip(&p.values)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = common::max_abs_diff(&one.values, &p.values);
         assert!(err < 1e-12, "packed vs per chunk: {err}");
         assert!(p.values.iter().any(|&v| v > 0.0));
     }

@@ -498,9 +498,21 @@ impl Bootstrapper {
         extra: &[i64],
         rng: &mut R,
     ) -> Result<EvalKeys, Error> {
+        self.generate_keys_truncated(sk, extra, &KeyLevels::default(), rng)
+    }
+
+    /// [`Bootstrapper::generate_keys`], each key cut to its level in `levels` as it is made
+    /// ([`EvalKeys::generate_truncated`]; for the evaluating side only).
+    pub fn generate_keys_truncated<R: RngCore + CryptoRng>(
+        &self,
+        sk: &SecretKey,
+        extra: &[i64],
+        levels: &KeyLevels,
+        rng: &mut R,
+    ) -> Result<EvalKeys, Error> {
         let mut steps = self.rotations();
         steps.extend_from_slice(extra);
-        EvalKeys::generate(sk, &steps, true, rng)
+        EvalKeys::generate_truncated(sk, &steps, true, levels, rng)
     }
 
     /// The level of a bootstrapped ciphertext.

@@ -22,3 +22,12 @@ pub fn standardized(f: &extractor::features::Features, name: &str) -> Dataset {
     let st = trainer_core::data::Standardizer::fit(&split(f, "train"), 1.0 / (f.dim as f64).sqrt());
     st.apply(&split(f, name))
 }
+
+/// The largest absolute difference between two slot vectors.
+#[allow(dead_code)] // not every test binary uses it
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}

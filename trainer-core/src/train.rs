@@ -65,6 +65,19 @@ pub struct State<V> {
     pub step: usize,
 }
 
+impl<V> State<V> {
+    /// The look-ahead's vectors, then the weights'.
+    fn vectors(&self) -> impl Iterator<Item = &V> {
+        self.look.iter().chain(&self.w)
+    }
+
+    /// Replaces the vectors, in the order of [`Self::vectors`].
+    fn set_vectors(&mut self, mut vs: Vec<V>) {
+        self.w = vs.split_off(self.look.len());
+        self.look = vs;
+    }
+}
+
 /// Hyperparameters of a run (default: η = 1, constant momentum 0.9, the default softmax).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrainConfig {
@@ -234,17 +247,8 @@ impl Trainer {
     /// before its first refresh; and only when every vector has the packing mask's level.
     fn rides_along<B: Backend>(&self, be: &B, state: &State<B::Vector>) -> bool {
         let want = self.config.softmax.exp_depth() + 3;
-        let low = state
-            .look
-            .iter()
-            .chain(&state.w)
-            .any(|v| be.needs_refresh(v, want));
-        let maskable = state
-            .look
-            .iter()
-            .chain(&state.w)
-            .all(|v| !be.needs_refresh(v, 1));
-        self.config.compact_refresh && low && maskable
+        let low = state.vectors().any(|v| be.needs_refresh(v, want));
+        self.config.compact_refresh && low && maskable(be, state)
     }
 
     /// `p` refreshed together with the whole state: the state packed as in
@@ -256,7 +260,7 @@ impl Trainer {
         p: B::Vector,
         state: &mut State<B::Vector>,
     ) -> Result<B::Vector, B::Error> {
-        let all: Vec<&B::Vector> = state.look.iter().chain(&state.w).collect();
+        let all: Vec<&B::Vector> = state.vectors().collect();
         let k = all.len();
         let Some(packed) = self.compact_pack(be, &all)? else {
             return be.refresh(&p);
@@ -267,9 +271,7 @@ impl Trainer {
         let (Some(p), Some(spread)) = (fresh.next(), fresh.next()) else {
             return Ok(p);
         };
-        let mut vs = self.compact_unpack(be, &spread, k)?;
-        state.w = vs.split_off(state.look.len());
-        state.look = vs;
+        state.set_vectors(self.compact_unpack(be, &spread, k)?);
         Ok(p)
     }
 
@@ -288,17 +290,10 @@ impl Trainer {
         if self.config.compact_refresh {
             let stale = state.look.iter().any(|v| be.needs_refresh(v, 4))
                 || state.w.iter().any(|v| be.needs_refresh(v, 1));
-            let maskable = state
-                .look
-                .iter()
-                .chain(&state.w)
-                .all(|v| !be.needs_refresh(v, 1));
-            if stale && maskable {
-                let all: Vec<&B::Vector> = state.look.iter().chain(&state.w).collect();
-                if let Some(mut fresh) = self.compact_refresh(be, &all)? {
-                    let w = fresh.split_off(state.look.len());
-                    state.look = fresh;
-                    state.w = w;
+            if stale && maskable(be, state) {
+                let all: Vec<&B::Vector> = state.vectors().collect();
+                if let Some(fresh) = self.compact_refresh(be, &all)? {
+                    state.set_vectors(fresh);
                 }
             }
         }
@@ -606,14 +601,13 @@ impl Trainer {
         x: &B::Vector,
         rows: usize,
     ) -> Result<B::Vector, B::Error> {
-        if self.folds(be) {
-            let mut p = self.predict_many(be, w, core::slice::from_ref(x), &[rows])?;
-            if let Some(p) = p.pop() {
-                return Ok(p);
-            }
+        match self
+            .predict_many(be, w, core::slice::from_ref(x), &[rows])?
+            .pop()
+        {
+            Some(p) => Ok(p),
+            None => be.mul_const(x, 0.0),
         }
-        let u = self.scores(be, w, x, rows)?;
-        self.softmax_of(be, &u, &[rows], false)
     }
 
     /// Logits (scaled by `1/B`) of one chunk under `w`: argmax-ready scores.
@@ -803,6 +797,11 @@ impl Trainer {
             ops: be.counts() - before,
         })
     }
+}
+
+/// Whether every vector of `state` has the level of the compact refresh's packing mask.
+fn maskable<B: Backend>(be: &B, state: &State<B::Vector>) -> bool {
+    state.vectors().all(|v| !be.needs_refresh(v, 1))
 }
 
 /// Weights ready for the logit products (borrowed where nothing was refreshed) and their

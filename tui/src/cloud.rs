@@ -910,6 +910,10 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
         let sk = SecretKey::generate(&params, &mut rng).unwrap();
         let full = BootstrapConfig::new(&params, params.max_slots());
+        let backend = |keys: &mut Arc<EvalKeys>| {
+            let hospital = file_refresher(&params, &dir, None, Duration::from_secs(1)).unwrap();
+            cloud_backend(&params, &layout, keys, RefreshMode::Bootstrap, hospital)
+        };
         for (config, period) in [
             (
                 trainer_core::ckks::bootstrap_config(&params, &layout),
@@ -922,30 +926,11 @@ mod tests {
                 boot.generate_keys(&sk, &layout.all_steps(), &mut rng)
                     .unwrap(),
             );
-            let hospital = file_refresher(&params, &dir, None, Duration::from_secs(1)).unwrap();
-            let be = cloud_backend(
-                &params,
-                &layout,
-                &mut keys,
-                RefreshMode::Bootstrap,
-                hospital,
-            )
-            .unwrap();
-            assert_eq!(be.refresh_period(), period);
+            assert_eq!(backend(&mut keys).unwrap().refresh_period(), period);
         }
         let mut plain =
             Arc::new(EvalKeys::generate(&sk, &layout.all_steps(), false, &mut rng).unwrap());
-        let hospital = file_refresher(&params, &dir, None, Duration::from_secs(1)).unwrap();
-        let err = cloud_backend(
-            &params,
-            &layout,
-            &mut plain,
-            RefreshMode::Bootstrap,
-            hospital,
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = backend(&mut plain).err().unwrap().to_string();
         assert!(err.contains("keygen --bootstrap"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
