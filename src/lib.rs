@@ -111,9 +111,20 @@ pub mod harness {
         layout: &Layout,
         seed: u64,
     ) -> Result<(Hospital, CkksBackend<LocalRefresh>), Error> {
+        setup_with_keys(params, &layout.all_steps(), false, seed)
+    }
+
+    /// [`setup`] with rotation keys for `steps` and, if `conjugate`, the conjugation key
+    /// (HETAL's products, [`trainer_core::hetal`], use both).
+    pub fn setup_with_keys(
+        params: &Params,
+        steps: &[i64],
+        conjugate: bool,
+        seed: u64,
+    ) -> Result<(Hospital, CkksBackend<LocalRefresh>), Error> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let sk = SecretKey::generate(params, &mut rng)?;
-        let keys = EvalKeys::generate(&sk, &layout.all_steps(), false, &mut rng)?;
+        let keys = EvalKeys::generate(&sk, steps, conjugate, &mut rng)?;
         let refresher = MaskedRefresh::new(
             params,
             ChaCha20Rng::seed_from_u64(seed ^ 0x636c_6f75),

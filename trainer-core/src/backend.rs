@@ -7,6 +7,9 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::{Add, Mul, Sub};
+
+use fhe_core::encoding::Complex;
 
 /// A handle to a registered plaintext operand (mask or constant vector).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -14,7 +17,9 @@ pub struct PlainId(pub usize);
 
 /// Operation counts, as in HETAL's cost tables: ciphertext–ciphertext multiplications
 /// (`mult`, each followed by one relinearisation unless summed), plaintext/constant
-/// multiplications (`cmult`), rotations (`rot`), plus relinearisations, rescales and refreshes.
+/// multiplications (`cmult`), rotations (`rot`), plus relinearisations, additions, refreshes
+/// and conjugations (`conj`: a key switch like a rotation, which HETAL's tables do not list;
+/// only the complex-slot products of [`crate::hetal`] use it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpCounts {
     pub mult: u64,
@@ -23,6 +28,7 @@ pub struct OpCounts {
     pub relin: u64,
     pub add: u64,
     pub refresh: u64,
+    pub conj: u64,
 }
 
 impl core::ops::Sub for OpCounts {
@@ -35,6 +41,7 @@ impl core::ops::Sub for OpCounts {
             relin: self.relin - o.relin,
             add: self.add - o.add,
             refresh: self.refresh - o.refresh,
+            conj: self.conj - o.conj,
         }
     }
 }
@@ -147,11 +154,36 @@ pub trait Backend {
     fn counts(&self) -> OpCounts;
 }
 
+/// The number type of the mirror's slots: `f64` for the trainer, [`Complex`] for the
+/// complex-slot products of [`crate::hetal`].
+pub trait MirrorScalar:
+    Copy + PartialEq + fmt::Debug + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self>
+{
+    /// `0`.
+    const ZERO: Self;
+    /// The real number `x`.
+    fn real(x: f64) -> Self;
+}
+
+impl MirrorScalar for f64 {
+    const ZERO: Self = 0.0;
+    fn real(x: f64) -> Self {
+        x
+    }
+}
+
+impl MirrorScalar for Complex {
+    const ZERO: Self = Complex::ZERO;
+    fn real(x: f64) -> Self {
+        Complex::new(x, 0.0)
+    }
+}
+
 /// A slot vector of the mirror: values and the level a ciphertext would be at.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MirrorVector {
+pub struct MirrorVector<T = f64> {
     /// Slot values.
-    pub values: Vec<f64>,
+    pub values: Vec<T>,
     /// Level.
     pub level: usize,
 }
@@ -188,12 +220,13 @@ impl fmt::Display for MirrorError {
     }
 }
 
-/// The plaintext mirror: f64 slot vectors, same operations, same level accounting.
+/// The plaintext mirror: f64 slot vectors (complex ones for [`crate::hetal`]), same
+/// operations, same level accounting.
 #[derive(Clone, Debug)]
-pub struct Mirror {
+pub struct Mirror<T = f64> {
     slots: usize,
     top: usize,
-    plains: Vec<Vec<f64>>,
+    plains: Vec<Vec<T>>,
     counts: OpCounts,
     period: Option<usize>,
 }
@@ -201,6 +234,20 @@ pub struct Mirror {
 impl Mirror {
     /// A mirror with `slots` slots whose fresh vectors are at `top_level`.
     pub fn new(slots: usize, top_level: usize) -> Self {
+        Self::with_slots(slots, top_level)
+    }
+}
+
+impl Mirror<Complex> {
+    /// A mirror of complex slot vectors ([`ComplexSlots`]) with `slots` slots whose fresh
+    /// vectors are at `top_level`.
+    pub fn complex(slots: usize, top_level: usize) -> Self {
+        Self::with_slots(slots, top_level)
+    }
+}
+
+impl<T: MirrorScalar> Mirror<T> {
+    fn with_slots(slots: usize, top_level: usize) -> Self {
         Self {
             slots,
             top: top_level,
@@ -221,20 +268,20 @@ impl Mirror {
     }
 
     /// A vector at the top level.
-    pub fn vector(&self, values: Vec<f64>) -> MirrorVector {
+    pub fn vector(&self, values: Vec<T>) -> MirrorVector<T> {
         self.vector_at(values, self.top)
     }
 
     /// A vector at `level` (at most the top), as data encrypted below the top
     /// ([`crate::ckks::data_level`]).
-    pub fn vector_at(&self, values: Vec<f64>, level: usize) -> MirrorVector {
+    pub fn vector_at(&self, values: Vec<T>, level: usize) -> MirrorVector<T> {
         MirrorVector {
             values,
             level: level.min(self.top),
         }
     }
 
-    fn lower_of(&self, a: &MirrorVector, b: &MirrorVector) -> usize {
+    fn lower_of(&self, a: &MirrorVector<T>, b: &MirrorVector<T>) -> usize {
         a.level.min(b.level)
     }
 
@@ -242,7 +289,7 @@ impl Mirror {
         level.checked_sub(1).ok_or(MirrorError::LevelExhausted)
     }
 
-    fn zip(a: &MirrorVector, b: &MirrorVector, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    fn zip(a: &MirrorVector<T>, b: &MirrorVector<T>, f: impl Fn(T, T) -> T) -> Vec<T> {
         a.values
             .iter()
             .zip(&b.values)
@@ -251,8 +298,8 @@ impl Mirror {
     }
 }
 
-impl Backend for Mirror {
-    type Vector = MirrorVector;
+impl<T: MirrorScalar> Backend for Mirror<T> {
+    type Vector = MirrorVector<T>;
     type Error = MirrorError;
 
     fn slots(&self) -> usize {
@@ -261,53 +308,69 @@ impl Backend for Mirror {
     fn top_level(&self) -> usize {
         self.top
     }
-    fn level(&self, v: &MirrorVector) -> usize {
+    fn level(&self, v: &MirrorVector<T>) -> usize {
         v.level
     }
     fn plain(&mut self, values: Vec<f64>) -> PlainId {
-        self.plains.push(values);
+        self.plains.push(values.into_iter().map(T::real).collect());
         PlainId(self.plains.len() - 1)
     }
-    fn add(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+    fn add(
+        &mut self,
+        a: &MirrorVector<T>,
+        b: &MirrorVector<T>,
+    ) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.add += 1;
         Ok(MirrorVector {
             values: Self::zip(a, b, |x, y| x + y),
             level: self.lower_of(a, b),
         })
     }
-    fn sub(&mut self, a: &MirrorVector, b: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+    fn sub(
+        &mut self,
+        a: &MirrorVector<T>,
+        b: &MirrorVector<T>,
+    ) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.add += 1;
         Ok(MirrorVector {
             values: Self::zip(a, b, |x, y| x - y),
             level: self.lower_of(a, b),
         })
     }
-    fn add_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
+    fn add_const(&mut self, a: &MirrorVector<T>, c: f64) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.add += 1;
         Ok(MirrorVector {
-            values: a.values.iter().map(|x| x + c).collect(),
+            values: a.values.iter().map(|&x| x + T::real(c)).collect(),
             level: a.level,
         })
     }
-    fn add_plain(&mut self, a: &MirrorVector, p: PlainId) -> Result<MirrorVector, MirrorError> {
+    fn add_plain(
+        &mut self,
+        a: &MirrorVector<T>,
+        p: PlainId,
+    ) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.add += 1;
         let pv = self.plains.get(p.0).ok_or(MirrorError::BadOperand)?;
         Ok(MirrorVector {
-            values: a.values.iter().zip(pv).map(|(x, y)| x + y).collect(),
+            values: a.values.iter().zip(pv).map(|(&x, &y)| x + y).collect(),
             level: a.level,
         })
     }
-    fn mul_const(&mut self, a: &MirrorVector, c: f64) -> Result<MirrorVector, MirrorError> {
+    fn mul_const(&mut self, a: &MirrorVector<T>, c: f64) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.cmult += 1;
         Ok(MirrorVector {
-            values: a.values.iter().map(|x| x * c).collect(),
+            values: a.values.iter().map(|&x| x * T::real(c)).collect(),
             level: Self::next(a.level)?,
         })
     }
-    fn mul_plain(&mut self, a: &MirrorVector, p: PlainId) -> Result<MirrorVector, MirrorError> {
+    fn mul_plain(
+        &mut self,
+        a: &MirrorVector<T>,
+        p: PlainId,
+    ) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.cmult += 1;
         let pv = self.plains.get(p.0).ok_or(MirrorError::BadOperand)?;
-        let values = a.values.iter().zip(pv).map(|(x, y)| x * y).collect();
+        let values = a.values.iter().zip(pv).map(|(&x, &y)| x * y).collect();
         Ok(MirrorVector {
             values,
             level: Self::next(a.level)?,
@@ -315,15 +378,15 @@ impl Backend for Mirror {
     }
     fn mul_sum(
         &mut self,
-        pairs: &[(&MirrorVector, &MirrorVector)],
-    ) -> Result<MirrorVector, MirrorError> {
-        let mut values = alloc::vec![0.0; self.slots];
+        pairs: &[(&MirrorVector<T>, &MirrorVector<T>)],
+    ) -> Result<MirrorVector<T>, MirrorError> {
+        let mut values = alloc::vec![T::ZERO; self.slots];
         let mut level = self.top;
         for (a, b) in pairs {
             self.counts.mult += 1;
             level = level.min(a.level).min(b.level);
             for (v, (x, y)) in values.iter_mut().zip(a.values.iter().zip(&b.values)) {
-                *v += x * y;
+                *v = *v + *x * *y;
             }
         }
         self.counts.relin += 1;
@@ -332,7 +395,7 @@ impl Backend for Mirror {
             level: Self::next(level)?,
         })
     }
-    fn rotate(&mut self, a: &MirrorVector, step: i64) -> Result<MirrorVector, MirrorError> {
+    fn rotate(&mut self, a: &MirrorVector<T>, step: i64) -> Result<MirrorVector<T>, MirrorError> {
         self.counts.rot += 1;
         let n = a.values.len() as i64;
         let values = (0..n)
@@ -340,7 +403,7 @@ impl Backend for Mirror {
                 a.values
                     .get((j + step).rem_euclid(n.max(1)) as usize)
                     .copied()
-                    .unwrap_or(0.0)
+                    .unwrap_or(T::ZERO)
             })
             .collect();
         Ok(MirrorVector {
@@ -348,7 +411,7 @@ impl Backend for Mirror {
             level: a.level,
         })
     }
-    fn lower(&mut self, v: &MirrorVector, level: usize) -> Result<MirrorVector, MirrorError> {
+    fn lower(&mut self, v: &MirrorVector<T>, level: usize) -> Result<MirrorVector<T>, MirrorError> {
         Ok(MirrorVector {
             values: v.values.clone(),
             level: v.level.min(level),
@@ -357,7 +420,7 @@ impl Backend for Mirror {
     fn refresh_period(&self) -> Option<usize> {
         self.period
     }
-    fn refresh(&mut self, v: &MirrorVector) -> Result<MirrorVector, MirrorError> {
+    fn refresh(&mut self, v: &MirrorVector<T>) -> Result<MirrorVector<T>, MirrorError> {
         if let Some(period) = self.period {
             let shifted = v.values.iter().skip(period);
             if let Some(slot) = v.values.iter().zip(shifted).position(|(a, b)| a != b) {
@@ -372,5 +435,39 @@ impl Backend for Mirror {
     }
     fn counts(&self) -> OpCounts {
         self.counts
+    }
+}
+
+/// The complex-slot operations HETAL's products use ([`crate::hetal`]) beside the real ones.
+pub trait ComplexSlots: Backend {
+    /// Registers a plaintext operand with complex slot values (for [`Backend::mul_plain`]).
+    fn plain_complex(&mut self, values: Vec<Complex>) -> PlainId;
+    /// `i·a`: exact and free on CKKS (a product with the monomial `X^{N/2}`); no level, not
+    /// counted.
+    fn mul_i(&mut self, a: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+    /// The complex conjugate of every slot (a key switch, counted in [`OpCounts::conj`]).
+    fn conjugate(&mut self, a: &Self::Vector) -> Result<Self::Vector, Self::Error>;
+}
+
+impl ComplexSlots for Mirror<Complex> {
+    fn plain_complex(&mut self, values: Vec<Complex>) -> PlainId {
+        self.plains.push(values);
+        PlainId(self.plains.len() - 1)
+    }
+    fn mul_i(&mut self, a: &MirrorVector<Complex>) -> Result<MirrorVector<Complex>, MirrorError> {
+        Ok(MirrorVector {
+            values: a.values.iter().map(|x| x.mul_i()).collect(),
+            level: a.level,
+        })
+    }
+    fn conjugate(
+        &mut self,
+        a: &MirrorVector<Complex>,
+    ) -> Result<MirrorVector<Complex>, MirrorError> {
+        self.counts.conj += 1;
+        Ok(MirrorVector {
+            values: a.values.iter().map(|x| x.conj()).collect(),
+            level: a.level,
+        })
     }
 }

@@ -28,7 +28,7 @@ use fhe_core::params::Params;
 use fhe_core::refresh::{mask, reencrypt_masked_at, unmask};
 use rand_core::{CryptoRng, RngCore};
 
-use crate::backend::{Backend, OpCounts, PlainId};
+use crate::backend::{Backend, ComplexSlots, OpCounts, PlainId};
 
 /// Brings a low-level ciphertext back up (bootstrapping, or the hospital-aided protocol of
 /// [`fhe_core::refresh`]).
@@ -326,7 +326,8 @@ pub struct CkksBackend<R> {
     eval: Evaluator,
     scratch: EvalScratch,
     scales: Vec<f64>,
-    plains: Vec<Vec<f64>>,
+    /// Registered plaintext operands (real ones with zero imaginary parts).
+    plains: Vec<Vec<Complex>>,
     /// Encoded plaintexts by (id, level, for addition).
     cache: BTreeMap<PlainKey, Plaintext>,
     refresher: R,
@@ -470,7 +471,7 @@ impl<R: Refresher> CkksBackend<R> {
                 expected: self.plains.len(),
                 found: p.0,
             })?;
-            let pt = self.encoder.encode_at(values, scale, level)?;
+            let pt = self.encoder.encode_complex_at(values, scale, level)?;
             self.cache.insert(key, pt);
         }
         Ok(key)
@@ -498,8 +499,7 @@ impl<R: Refresher> Backend for CkksBackend<R> {
         v.level()
     }
     fn plain(&mut self, values: Vec<f64>) -> PlainId {
-        self.plains.push(values);
-        PlainId(self.plains.len() - 1)
+        self.plain_complex(values.into_iter().map(|x| Complex::new(x, 0.0)).collect())
     }
     fn add(&mut self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, Error> {
         self.counts.add += 1;
@@ -637,5 +637,23 @@ impl<R: Refresher> Backend for CkksBackend<R> {
     }
     fn counts(&self) -> OpCounts {
         self.counts
+    }
+}
+
+impl<R: Refresher> ComplexSlots for CkksBackend<R> {
+    fn plain_complex(&mut self, values: Vec<Complex>) -> PlainId {
+        self.plains.push(values);
+        PlainId(self.plains.len() - 1)
+    }
+    /// A product with `i` encoded at factor 1: the monomial `X^{N/2}`, exact, no rescale.
+    fn mul_i(&mut self, a: &Ciphertext) -> Result<Ciphertext, Error> {
+        let mut out = a.clone();
+        self.eval
+            .mul_const_scaled_assign(&mut out, Complex::I, 1.0)?;
+        Ok(out)
+    }
+    fn conjugate(&mut self, a: &Ciphertext) -> Result<Ciphertext, Error> {
+        self.counts.conj += 1;
+        self.eval.conjugate_new(a, &mut self.scratch)
     }
 }

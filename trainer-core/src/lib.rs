@@ -11,6 +11,7 @@
 //! - [`nag`]: learning-rate and momentum schedules;
 //! - [`exact`]: plain f64 softmax regression with NAG (the reference);
 //! - [`data`]: datasets and the hospital-side standardisation;
+//! - [`hetal`]: HETAL's block packing and its DiagABT / DiagATB products, for comparison;
 //! - `timing` (feature `std`): wall-clock time per operation kind.
 #![no_std]
 
@@ -22,6 +23,7 @@ pub mod backend;
 pub mod ckks;
 pub mod data;
 pub mod exact;
+pub mod hetal;
 pub mod layout;
 pub mod nag;
 pub mod refresh;

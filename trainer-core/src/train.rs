@@ -951,7 +951,6 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, config: &TrainConfig, fold: b
     let compact = config.compact_refresh;
     let lg = |v: usize| u64::from(usize::BITS - 1 - v.leading_zeros());
     let c_pad = l.c_pad as u64;
-    let block_sum = lg(l.block / l.c_pad);
     let class_sum = lg(l.c_pad) + 2;
     let normalisations = 1 + u64::from(approx.rounds);
     let deg = approx.exp_degree as u64;
@@ -983,17 +982,50 @@ pub fn predicted_step_ops(l: &Layout, chunks: u64, config: &TrainConfig, fold: b
         (width, 2 * (chunks - packs), chunks + unpacked)
     };
     let packs = chunks.div_ceil(width);
+    let (fwd, grad) = predicted_matmul_ops(l, chunks);
     OpCounts {
-        mult: chunks * c_pad + packs * sm_mult + chunks * c_pad,
-        cmult: chunk_masks + packs * sm_cmult + c_pad * (3 + u64::from(compact)),
-        rot: chunks * ((c_pad - 1) + block_sum + block_sum)
-            + packs * sm_rot
-            + pack_rot
-            + c_pad * lg(l.rows),
-        relin: chunks + packs * sm_mult + c_pad,
-        add: 0,
-        refresh: 0,
+        mult: fwd.mult + grad.mult + packs * sm_mult,
+        // The products' masks (one logit mask per chunk, one gradient mask per class) are in
+        // `fwd` and `grad`; the rest: the second logit mask of folded chunks, the unpacking
+        // masks, the softmax's constants, and the update's two constant products per class
+        // (three with the compact refresh's second gradient mask).
+        cmult: fwd.cmult
+            + grad.cmult
+            + (chunk_masks - chunks)
+            + packs * sm_cmult
+            + c_pad * (2 + u64::from(compact)),
+        rot: fwd.rot + grad.rot + packs * sm_rot + pack_rot,
+        relin: fwd.relin + grad.relin + packs * sm_mult,
+        ..OpCounts::default()
     }
+}
+
+/// The two matrix products of a step in our diagonal layout, for `chunks` data vectors,
+/// unfolded: the logits (`c_pad − 1` hoisted rotations of each `X`, `Σ diag_i ⊙ rot(X, i)`
+/// with one relinearisation, the block sum and the logit mask) and the gradient (each error's
+/// replication over the diagonal width, `Σ_chunks Ẽ ⊙ rot(X, i)` per class with one
+/// relinearisation, the row sums and the gradient mask, which carries `−η/b`). The rotated
+/// data is shared by the two. [`predicted_step_ops`] adds the softmax, the packing and the
+/// update; [`crate::hetal`] compares these with HETAL's DiagABT / DiagATB.
+pub fn predicted_matmul_ops(l: &Layout, chunks: u64) -> (OpCounts, OpCounts) {
+    let lg = |v: usize| u64::from(usize::BITS - 1 - v.leading_zeros());
+    let c_pad = l.c_pad as u64;
+    let block_sum = lg(l.block / l.c_pad);
+    let forward = OpCounts {
+        mult: chunks * c_pad,
+        cmult: chunks,
+        rot: chunks * ((c_pad - 1) + block_sum),
+        relin: chunks,
+        ..OpCounts::default()
+    };
+    let gradient = OpCounts {
+        mult: chunks * c_pad,
+        cmult: c_pad,
+        rot: chunks * block_sum + c_pad * lg(l.rows),
+        relin: c_pad,
+        ..OpCounts::default()
+    };
+    (forward, gradient)
 }
 
 #[cfg(test)]

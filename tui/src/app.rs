@@ -823,6 +823,7 @@ mod tests {
                     relin: 60,
                     add: 100,
                     refresh: 42,
+                    conj: 0,
                 },
                 time: demo::TimeSplit {
                     mult: 1.3,
