@@ -18,6 +18,9 @@
 
 use std::time::Instant;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use blindtuner::harness::{Hospital, setup_with_keys};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::Complex;
@@ -26,19 +29,6 @@ use trainer_core::backend::{Backend, ComplexSlots, Mirror, OpCounts};
 use trainer_core::hetal::{AtbVariant, HetalMatmul, Shape};
 use trainer_core::layout::Layout;
 use trainer_core::train::predicted_matmul_ops;
-
-/// Deterministic values in [−1, 1).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
-}
 
 /// The level data and model start at.
 const LEVEL: usize = 10;
@@ -188,12 +178,14 @@ fn main() {
         sh.col_blocks()
     );
     let vecs = |n: usize, seed: u64| -> Vec<Vec<f64>> {
-        (0..n).map(|k| values(slots, seed + k as u64)).collect()
+        (0..n)
+            .map(|k| common::uniform(slots, seed + k as u64))
+            .collect()
     };
-    let x = values(a * b, 1);
+    let x = common::uniform(a * b, 1);
     let hx = sh.encode_data(&x).unwrap();
-    let hw = sh.encode_model(&values(c * b, 2)).unwrap();
-    let he = sh.encode_classes(&values(a * c, 3)).unwrap();
+    let hw = sh.encode_model(&common::uniform(c * b, 2)).unwrap();
+    let he = sh.encode_classes(&common::uniform(a * c, 3)).unwrap();
     if !ckks {
         let top = LEVEL;
         let mut m = Mirror::new(slots, top);

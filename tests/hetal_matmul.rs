@@ -13,19 +13,6 @@ use fhe_core::params::presets;
 use trainer_core::backend::{Backend, OpCounts};
 use trainer_core::hetal::{AtbVariant, HetalMatmul, Shape};
 
-/// Deterministic values in [−1, 1).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
-}
-
 fn bits(want: &[Vec<f64>], got: &[Vec<f64>]) -> f64 {
     let err = want
         .iter()
@@ -45,7 +32,11 @@ fn hetal_products_on_ckks_are_the_matrix_products_to_24_bits() {
         let (mut hospital, mut be) =
             setup_with_keys(&params, &sh.rotation_steps(), true, 11 + n as u64).unwrap();
         let top = be.top_level();
-        let (x, w, e) = (values(a * b, 1), values(c * b, 2), values(a * c, 3));
+        let (x, w, e) = (
+            common::uniform(a * b, 1),
+            common::uniform(c * b, 2),
+            common::uniform(a * c, 3),
+        );
         let logits: Vec<f64> = (0..a * c)
             .map(|k| {
                 (0..b)

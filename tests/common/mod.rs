@@ -31,3 +31,13 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }
+
+/// `n` values uniform in [−1, 1) from `seed` (ChaCha8).
+#[allow(dead_code)] // not every test binary uses it
+pub fn uniform(n: usize, seed: u64) -> Vec<f64> {
+    use rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
+        .collect()
+}

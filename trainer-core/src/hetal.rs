@@ -649,18 +649,13 @@ impl HetalMatmul {
 mod tests {
     use super::*;
     use crate::backend::{Backend, Mirror, MirrorVector};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
-    /// Deterministic values in [−1, 1).
+    /// `n` values uniform in [−1, 1).
     fn values(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-            })
-            .collect()
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
     }
 
     /// `X·Wᵀ` (`a × c`) and `Eᵀ·X` (`c × b`) in f64.
