@@ -25,7 +25,7 @@ use blindtuner::harness::{Hospital, setup_with_keys};
 use fhe_core::ciphertext::Ciphertext;
 use fhe_core::encoding::Complex;
 use fhe_core::params::presets;
-use trainer_core::backend::{Backend, ComplexSlots, Mirror, OpCounts};
+use trainer_core::backend::{Backend, ComplexSlots, Mirror, OpCounts, rotate_sum};
 use trainer_core::hetal::{AtbVariant, HetalMatmul, Shape};
 use trainer_core::layout::Layout;
 use trainer_core::train::predicted_matmul_ops;
@@ -64,13 +64,6 @@ fn ours<B: Backend>(
     es: &[B::Vector],
     timed: bool,
 ) {
-    let fold = |be: &mut B, mut v: B::Vector, steps: &[i64]| {
-        for &s in steps {
-            let r = be.rotate(&v, s).unwrap();
-            v = be.add(&v, &r).unwrap();
-        }
-        v
-    };
     let logit_mask = be.plain(l.class_mask(l.rows, 1.0));
     let grad_mask = be.plain(l.diag_mask(1.0));
     let top = xs.iter().map(|x| be.level(x)).min().unwrap();
@@ -82,7 +75,7 @@ fn ours<B: Backend>(
         rx.insert(0, x.clone());
         let pairs: Vec<_> = w.iter().zip(&rx).collect();
         let t = be.mul_sum(&pairs).unwrap();
-        let t = fold(be, t, &l.block_sum_steps());
+        let t = rotate_sum(be, t, l.block_sum_steps()).unwrap();
         let masked = be.mul_plain(&t, logit_mask).unwrap();
         level = be.level(&masked);
         rxs.push(rx);
@@ -98,12 +91,12 @@ fn ours<B: Backend>(
     let (before, t0) = (be.counts(), Instant::now());
     let errs: Vec<B::Vector> = es
         .iter()
-        .map(|e| fold(be, e.clone(), &l.replicate_steps()))
+        .map(|e| rotate_sum(be, e.clone(), l.replicate_steps()).unwrap())
         .collect();
     for i in 0..l.c_pad {
         let pairs: Vec<_> = errs.iter().zip(rxs.iter().map(|rx| &rx[i])).collect();
         let g = be.mul_sum(&pairs).unwrap();
-        let g = fold(be, g, &l.row_sum_steps());
+        let g = rotate_sum(be, g, l.row_sum_steps()).unwrap();
         let masked = be.mul_plain(&g, grad_mask).unwrap();
         level = be.level(&masked);
     }

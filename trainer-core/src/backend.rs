@@ -438,6 +438,20 @@ impl<T: MirrorScalar> Backend for Mirror<T> {
     }
 }
 
+/// `v ← v + rot(v, s)` for each step in turn: the rotate-and-add sums of the layouts (block,
+/// row and class sums, replications).
+pub fn rotate_sum<B: Backend + ?Sized>(
+    be: &mut B,
+    mut v: B::Vector,
+    steps: impl IntoIterator<Item = i64>,
+) -> Result<B::Vector, B::Error> {
+    for s in steps {
+        let r = be.rotate(&v, s)?;
+        v = be.add(&v, &r)?;
+    }
+    Ok(v)
+}
+
 /// The complex-slot operations HETAL's products use ([`crate::hetal`]) beside the real ones.
 pub trait ComplexSlots: Backend {
     /// Registers a plaintext operand with complex slot values (for [`Backend::mul_plain`]).

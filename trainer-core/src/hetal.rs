@@ -53,7 +53,7 @@ use core::fmt;
 
 use fhe_core::encoding::Complex;
 
-use crate::backend::{ComplexSlots, OpCounts, PlainId};
+use crate::backend::{ComplexSlots, OpCounts, PlainId, rotate_sum};
 
 /// How DiagATB turns the class matrix ([module docs](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -453,19 +453,6 @@ impl HetalMatmul {
         be.add(&v, &conj).map_err(HetalError::Backend)
     }
 
-    /// `Σ_t rot(v, step_t)` folded in place: `v ← v + rot(v, s)` for each step.
-    fn fold_sum<B: ComplexSlots>(
-        be: &mut B,
-        mut v: B::Vector,
-        steps: impl Iterator<Item = i64>,
-    ) -> Result<B::Vector, B::Error> {
-        for s in steps {
-            let r = be.rotate(&v, s)?;
-            v = be.add(&v, &r)?;
-        }
-        Ok(v)
-    }
-
     /// `acc + v`, or `v` when there is no sum yet.
     fn accumulate<B: ComplexSlots>(
         be: &mut B,
@@ -515,9 +502,9 @@ impl HetalMatmul {
                     let pairs: Vec<(&B::Vector, &B::Vector)> =
                         xi.iter().zip(wk.iter().filter_map(|p| p.get(k))).collect();
                     let d = be.mul_sum(&pairs)?;
-                    let d = Self::fold_sum(be, d, sh.row_sum_steps())?;
+                    let d = rotate_sum(be, d, sh.row_sum_steps())?;
                     let d = be.mul_plain(&d, col0)?;
-                    let d = Self::fold_sum(be, d, sh.row_sum_steps().map(|s| -s))?;
+                    let d = rotate_sum(be, d, sh.row_sum_steps().map(|s| -s))?;
                     be.mul_plain(&d, diag)
                 };
                 let d = pair(be).map_err(HetalError::Backend)?;
@@ -632,7 +619,7 @@ impl HetalMatmul {
                         .zip(ek.iter().filter_map(|p| p.get(k)))
                         .collect();
                     let d = be.mul_sum(&pairs)?;
-                    let d = Self::fold_sum(be, d, sh.column_sum_steps())?;
+                    let d = rotate_sum(be, d, sh.column_sum_steps())?;
                     be.mul_plain(&d, diag)
                 };
                 let d = pair(be).map_err(HetalError::Backend)?;

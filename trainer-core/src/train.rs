@@ -30,7 +30,7 @@ use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::ops::Range;
 
-use crate::backend::{Backend, OpCounts, PlainId};
+use crate::backend::{Backend, OpCounts, PlainId, rotate_sum};
 use crate::layout::Layout;
 use crate::nag::Schedule;
 use crate::session::Chunks;
@@ -230,11 +230,8 @@ impl Trainer {
         let mut out = Vec::with_capacity(k);
         for j in 0..k {
             let m = self.row_mask(be, j, g);
-            let mut t = be.mul_plain(spread, m)?;
-            for &s in steps.iter().filter(|&&s| s < period) {
-                let r = be.rotate(&t, s)?;
-                t = be.add(&t, &r)?;
-            }
+            let t = be.mul_plain(spread, m)?;
+            let t = rotate_sum(be, t, steps.iter().copied().filter(|&s| s < period))?;
             out.push(t);
         }
         Ok(out)
@@ -415,11 +412,8 @@ impl Trainer {
     ) -> Result<Vec<B::Vector>, B::Error> {
         let pairs: Vec<(&B::Vector, &B::Vector)> =
             look.iter().map(Borrow::borrow).zip(rx).collect();
-        let mut t = be.mul_sum(&pairs)?;
-        for s in self.layout.block_sum_steps() {
-            let r = be.rotate(&t, s)?;
-            t = be.add(&t, &r)?;
-        }
+        let t = be.mul_sum(&pairs)?;
+        let t = rotate_sum(be, t, self.layout.block_sum_steps())?;
         self.parts(rows, fold)
             .into_iter()
             .map(|r| {
@@ -673,11 +667,7 @@ impl Trainer {
             };
             let d = be.sub(&p, &y)?;
             let sq = be.mul(&d, &d)?;
-            let mut s = sq;
-            for st in l.total_sum_steps() {
-                let r = be.rotate(&s, st)?;
-                s = be.add(&s, &r)?;
-            }
+            let s = rotate_sum(be, sq, l.total_sum_steps())?;
             acc = Some(match acc {
                 None => s,
                 Some(a) => be.add(&a, &s)?,
@@ -720,11 +710,8 @@ impl Trainer {
         let probs = self.probabilities(be, us, &batch.rows, tail, fold, Some(&mut *state))?;
         let mut errs = Vec::with_capacity(batch.x.len());
         for ((p, y), rx) in probs.iter().zip(&batch.y).zip(&rxs) {
-            let mut e = be.sub(p, y)?;
-            for s in l.replicate_steps() {
-                let r = be.rotate(&e, s)?;
-                e = be.add(&e, &r)?;
-            }
+            let e = be.sub(p, y)?;
+            let mut e = rotate_sum(be, e, l.replicate_steps())?;
             // Each error meets `c_pad` rotations of its data: lowered to theirs once here
             // rather than aligned in every product (no copy when it is there already).
             let level = rx.first().map_or(0, |r| be.level(r));
@@ -759,11 +746,8 @@ impl Trainer {
                 .zip(&rxs)
                 .filter_map(|(e, rx)| rx.get(i).map(|r| (e, r)))
                 .collect();
-            let mut g = be.mul_sum(&pairs)?;
-            for s in l.row_sum_steps() {
-                let r = be.rotate(&g, s)?;
-                g = be.add(&g, &r)?;
-            }
+            let g = be.mul_sum(&pairs)?;
+            let g = rotate_sum(be, g, l.row_sum_steps())?;
             let (Some(look_i), Some(w_i)) = (state.look.get(i), state.w.get(i)) else {
                 continue;
             };
