@@ -128,6 +128,15 @@ pub fn data_level(params: &Params) -> usize {
     }
 }
 
+/// The scale data is encrypted with at [`data_level`]: the canonical scale the backend works
+/// with there ([`working_scales`] anchored at [`working_top`]).
+pub fn data_scale(params: &Params) -> f64 {
+    working_scales(params, working_top(params))
+        .get(data_level(params))
+        .copied()
+        .unwrap_or(params.scale())
+}
+
 /// How masked refresh requests reach the hospital and come back: in process
 /// ([`LocalHospital`]), through files, or over a socket.
 pub trait Transport {

@@ -432,9 +432,13 @@ pub fn load_inputs(data: &Path, keys: &Path) -> Result<CloudInputs> {
                 layout.rows
             );
         }
+        let x = files::cts_from_bytes(data, &params, &format!("{what} data"), &c.x)?;
+        let y = files::cts_from_bytes(data, &params, &format!("{what} labels"), &c.y)?;
+        check_encrypted_as_uploaded(data, &params, &format!("{what} data"), &x)?;
+        check_encrypted_as_uploaded(data, &params, &format!("{what} labels"), &y)?;
         Ok(Chunks {
-            x: files::cts_from_bytes(data, &params, &format!("{what} data"), &c.x)?,
-            y: files::cts_from_bytes(data, &params, &format!("{what} labels"), &c.y)?,
+            x,
+            y,
             rows: c.rows.iter().map(|&r| r as usize).collect(),
         })
     };
@@ -453,6 +457,45 @@ pub fn load_inputs(data: &Path, keys: &Path) -> Result<CloudInputs> {
         features: d.features,
         classes: d.classes,
     })
+}
+
+/// Refuses, before any work, data or label ciphertexts that `blindtuner encrypt` would not
+/// have made for these parameters: another level, scale, slot count or degree (the format
+/// itself refuses scales that are not finite and positive). Training would
+/// otherwise fail steps later on a mismatched scale or a missing level, or (for a scale that
+/// is only slightly off) train on values scaled wrongly.
+fn check_encrypted_as_uploaded(
+    data: &Path,
+    params: &Params,
+    what: &str,
+    cts: &[Ciphertext],
+) -> Result<()> {
+    let level = trainer_core::ckks::data_level(params);
+    let scale = trainer_core::ckks::data_scale(params);
+    let slots = params.max_slots();
+    for (i, c) in cts.iter().enumerate() {
+        let problem = if c.degree() != 1 {
+            format!("has degree {} (a fresh encryption has 1)", c.degree())
+        } else if c.level() != level {
+            format!("is at level {}, not the data level {level}", c.level())
+        } else if (c.scale / scale - 1.0).abs() > fhe_core::eval::SCALE_TOLERANCE {
+            format!(
+                "has scale 2^{:.3}, not the data scale 2^{:.3}",
+                c.scale.log2(),
+                scale.log2()
+            )
+        } else if c.slots != slots {
+            format!("has {} slots, not {slots}", c.slots)
+        } else {
+            continue;
+        };
+        bail!(
+            "{}: {what} #{i} {problem} of these parameters; encrypt the dataset again with \
+             `blindtuner encrypt`",
+            data.display()
+        );
+    }
+    Ok(())
 }
 
 /// A trivial encryption of zero at the fresh level (the initial weights: zero is public).

@@ -511,6 +511,48 @@ mod tests {
         assert!(format!("{e}").contains("found EvalKeys"), "{e}");
     }
 
+    /// Ciphertexts that `encrypt` would not have made (another level, scale or slot count)
+    /// are refused when the dataset is loaded, naming the file, the item and the problem.
+    #[test]
+    fn datasets_encrypted_otherwise_are_refused_before_training() {
+        let (params, file, keys) = dataset();
+        let dir = tempfile::tempdir().unwrap();
+        let (dp, kp) = (dir.path().join("d.bltn"), dir.path().join("k.bltn"));
+        fs::write(&kp, &keys).unwrap();
+        let (_, wire): (_, DatasetWire) =
+            open(&dp, &file, ObjectKind::EncryptedDataset, None).unwrap();
+        let good = Ciphertext::from_bytes(&params, &wire.train.x[0]).unwrap();
+        let level = trainer_core::ckks::data_level(&params);
+        assert!(level > 0);
+        let mut low = good.clone();
+        low.drop_to_level(level - 1).unwrap();
+        let mut scaled = good.clone();
+        scaled.scale *= 2.0;
+        let mut sparse = good.clone();
+        sparse.slots /= 2;
+        for (ct, labels, want) in [
+            (low, false, "train data #0 is at level"),
+            (scaled, true, "train labels #0 has scale"),
+            (sparse, true, "train labels #0 has"),
+        ] {
+            let mut w = wire.clone();
+            let slot = if labels {
+                &mut w.train.y
+            } else {
+                &mut w.train.x
+            };
+            slot[0] = ct.to_bytes(&params).unwrap();
+            let bytes = seal(ObjectKind::EncryptedDataset, params.fingerprint(), &w).unwrap();
+            fs::write(&dp, &bytes).unwrap();
+            let e = format!("{:#}", crate::cloud::load_inputs(&dp, &kp).err().unwrap());
+            assert!(e.contains("d.bltn") && e.contains(want), "{want}: {e}");
+            assert!(e.contains("blindtuner encrypt"), "{e}");
+        }
+        // The dataset as encrypted loads.
+        fs::write(&dp, &file).unwrap();
+        assert!(crate::cloud::load_inputs(&dp, &kp).is_ok());
+    }
+
     #[test]
     fn cloud_inputs_refuse_hospital_only_kinds() {
         let params = crate::presets::params(crate::presets::INSECURE_TEST).unwrap();

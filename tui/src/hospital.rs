@@ -337,17 +337,13 @@ pub struct Encryptor<'a> {
 
 impl<'a> Encryptor<'a> {
     pub fn new(params: &'a Params, sk: &'a SecretKey) -> Result<Self> {
-        // The scales the cloud's backend works with (trainer_core::ckks), at the data level.
-        let top = trainer_core::ckks::working_top(params);
-        let scales = trainer_core::ckks::working_scales(params, top);
-        let level = trainer_core::ckks::data_level(params);
-        let scale = scales.get(level).copied().unwrap_or(params.scale());
+        // The scale the cloud's backend works with (trainer_core::ckks), at the data level.
         Ok(Self {
             params,
             sk,
             encoder: Encoder::new(params, params.max_slots())?,
-            level,
-            scale,
+            level: trainer_core::ckks::data_level(params),
+            scale: trainer_core::ckks::data_scale(params),
         })
     }
 
