@@ -461,9 +461,9 @@ pub fn load_inputs(data: &Path, keys: &Path) -> Result<CloudInputs> {
 
 /// Refuses, before any work, data or label ciphertexts that `blindtuner encrypt` would not
 /// have made for these parameters: another level, scale, slot count or degree (the format
-/// itself refuses scales that are not finite and positive). Training would
-/// otherwise fail steps later on a mismatched scale or a missing level, or (for a scale that
-/// is only slightly off) train on values scaled wrongly.
+/// itself refuses scales that are not finite and positive). Training would otherwise fail
+/// steps later on a mismatched scale or a missing level, or (for a scale that is only
+/// slightly off) train on values scaled wrongly.
 fn check_encrypted_as_uploaded(
     data: &Path,
     params: &Params,
@@ -475,7 +475,7 @@ fn check_encrypted_as_uploaded(
     let slots = params.max_slots();
     for (i, c) in cts.iter().enumerate() {
         let problem = if c.degree() != 1 {
-            format!("has degree {} (a fresh encryption has 1)", c.degree())
+            format!("has degree {}, not 1 (a fresh encryption)", c.degree())
         } else if c.level() != level {
             format!("is at level {}, not the data level {level}", c.level())
         } else if (c.scale / scale - 1.0).abs() > fhe_core::eval::SCALE_TOLERANCE {
@@ -490,8 +490,8 @@ fn check_encrypted_as_uploaded(
             continue;
         };
         bail!(
-            "{}: {what} #{i} {problem} of these parameters; encrypt the dataset again with \
-             `blindtuner encrypt`",
+            "{}: {what} #{i} {problem}; encrypt the dataset again with `blindtuner encrypt` \
+             and the keys of these parameters",
             data.display()
         );
     }
