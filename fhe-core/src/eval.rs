@@ -311,23 +311,33 @@ impl Evaluator {
             .collect())
     }
 
+    /// `p ← p·c` (`mul`) or `p + c` for a constant with NTT-domain values `vals` (from
+    /// [`Self::const_values`]). Index `i` of a limb holds the evaluation at `ζ^e` with
+    /// `e = 2·bitrev(i) + 1`, and `e ≡ 1 (mod 4)` exactly when `bitrev(i)` is even, i.e. when
+    /// `i`'s top bit is clear: the first half of every limb takes the first value, the second
+    /// half the second. Limbs in parallel; the products on the 8-lane kernel where it applies.
     fn apply_const(&self, p: &mut Poly<Ntt>, vals: &[(u64, u64)], mul: bool) {
         let ctx = self.params.ctx();
         let n = ctx.n();
-        let log_n = ctx.log_n();
-        for ((limb, t), &(v1, v3)) in p
-            .data_mut()
-            .chunks_exact_mut(n)
-            .zip(ctx.ntt_tables())
-            .zip(vals)
-        {
+        let tables = ctx.ntt_tables();
+        crate::par::chunks_mut(p.data_mut(), n, |j, limb| {
+            let (Some(t), Some(&(v1, v3))) = (tables.get(j), vals.get(j)) else {
+                return;
+            };
             let m = t.modulus();
-            for (i, x) in limb.iter_mut().enumerate() {
-                let e = crate::ntt::eval_exponent(i, log_n);
-                let v = if e & 3 == 1 { v1 } else { v3 };
-                *x = if mul { m.mul(*x, v) } else { m.add(*x, v) };
+            let (lo, hi) = limb.split_at_mut(n / 2);
+            for (part, v) in [(lo, v1), (hi, v3)] {
+                if mul {
+                    let op = crate::simd::Op::AccMulConst(v, m.shoup(v));
+                    crate::simd::apply(op, m, part, &[], &[], &[]);
+                } else {
+                    crate::simd::vectorized(
+                        #[inline(always)]
+                        || part.iter_mut().for_each(|x| *x = m.add(*x, v)),
+                    );
+                }
             }
-        }
+        });
     }
 
     /// `ct += c` for a complex constant (added at the ciphertext's scale).

@@ -28,6 +28,8 @@ pub(crate) enum Op {
     SubMulConst(u64, u64),
     /// `(o − a)·w` for a constant `w` with its Shoup constant.
     AccSubMulConst(u64, u64),
+    /// `o·w` for a constant `w` with its Shoup constant.
+    AccMulConst(u64, u64),
 }
 
 impl Op {
@@ -41,6 +43,7 @@ impl Op {
             Self::AccMulSub => m.sub(o, m.mul(a, b)),
             Self::SubMulConst(w, ws) => m.mul_shoup(m.sub(a, b), w, ws),
             Self::AccSubMulConst(w, ws) => m.mul_shoup(m.sub(o, a), w, ws),
+            Self::AccMulConst(w, ws) => m.mul_shoup(o, w, ws),
         }
     }
 }
@@ -461,6 +464,7 @@ mod ifma {
             Op::AccMulSub => sub(simd, k, o, mul_add(simd, k, a, b, k.zero)),
             Op::SubMulConst(..) => mul_add(simd, k, sub(simd, k, a, b), k.w, k.zero),
             Op::AccSubMulConst(..) => mul_add(simd, k, sub(simd, k, o, a), k.w, k.zero),
+            Op::AccMulConst(..) => mul_add(simd, k, o, k.w, k.zero),
         }
     }
 
@@ -483,12 +487,13 @@ mod ifma {
         };
         let len = out.len() / 8 * 8;
         let w = match op {
-            Op::SubMulConst(w, _) | Op::AccSubMulConst(w, _) => w,
+            Op::SubMulConst(w, _) | Op::AccSubMulConst(w, _) | Op::AccMulConst(w, _) => w,
             _ => 0,
         };
         // An input the op does not read may be empty: it is replaced by `out` itself (read
         // before being overwritten, and ignored).
         let (needs_a, needs_b, needs_c) = match op {
+            Op::AccMulConst(..) => (false, false, false),
             Op::AccMul | Op::AccSubMulConst(..) => (true, false, false),
             Op::Mul | Op::AccMulAdd | Op::AccMulSub | Op::SubMulConst(..) => (true, true, false),
             Op::MulAdd => (true, true, true),
@@ -543,6 +548,7 @@ mod tests {
             Op::AccMulSub => (o + q - a * b % q) % q,
             Op::SubMulConst(w, _) => (a + q - b) % q * u128::from(w) % q,
             Op::AccSubMulConst(w, _) => (o + q - a) % q * u128::from(w) % q,
+            Op::AccMulConst(w, _) => o * u128::from(w) % q,
         };
         r as u64
     }
@@ -698,6 +704,7 @@ mod tests {
                 Op::AccMulSub,
                 Op::SubMulConst(w, m.shoup(w)),
                 Op::AccSubMulConst(w, m.shoup(w)),
+                Op::AccMulConst(w, m.shoup(w)),
             ];
             for len in [0usize, 7, 8, 64, 203] {
                 let mut draw = || -> Vec<u64> {
