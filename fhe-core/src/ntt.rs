@@ -415,6 +415,22 @@ mod tests {
         }
     }
 
+    /// The evaluator applies complex constants by halves of each limb: the NTT points with
+    /// `e ≡ 1 (mod 4)` are exactly the first half of the indices.
+    #[test]
+    fn exponents_one_mod_four_fill_the_first_half() {
+        for log_n in 1..=16u32 {
+            let n = 1usize << log_n;
+            for i in 0..n {
+                assert_eq!(
+                    eval_exponent(i, log_n) & 3 == 1,
+                    i < n / 2,
+                    "log_n {log_n} i {i}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn automorphism_commutes_with_ntt() {
         let log_n = 10;
