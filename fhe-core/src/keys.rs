@@ -431,13 +431,19 @@ impl KeyLevels {
         self.relin = Some(self.relin.map_or(level, |l| l.max(level)));
     }
 
-    /// Every use of `other` recorded here too.
-    pub fn merge(&mut self, other: &Self) {
-        for (&k, &l) in &other.galois {
-            self.use_element(k, l);
+    /// Cuts the relinearisation key to its level, if one is recorded.
+    fn cut_relin(&self, params: &Params, key: &mut RelinKey) -> Result<(), Error> {
+        match self.relin {
+            Some(l) => key.0.truncate(params, l),
+            None => Ok(()),
         }
-        if let Some(l) = other.relin {
-            self.use_relin(l);
+    }
+
+    /// Cuts the Galois key of element `k` to its level, if one is recorded.
+    fn cut_galois(&self, params: &Params, k: usize, key: &mut GaloisKey) -> Result<(), Error> {
+        match self.galois.get(&k) {
+            Some(&l) => key.key.truncate(params, l),
+            None => Ok(()),
         }
     }
 }
@@ -475,9 +481,7 @@ impl EvalKeys {
     ) -> Result<Self, Error> {
         let params = &sk.params;
         let mut relin = RelinKey::generate(sk, rng)?;
-        if let Some(l) = levels.relin {
-            relin.0.truncate(params, l)?;
-        }
+        levels.cut_relin(params, &mut relin)?;
         let mut keys = Self {
             relin: Some(relin),
             galois: BTreeMap::new(),
@@ -489,9 +493,7 @@ impl EvalKeys {
         for k in elements {
             if k != 1 && !keys.galois.contains_key(&k) {
                 let mut key = GaloisKey::generate(sk, k, rng)?;
-                if let Some(&l) = levels.galois.get(&k) {
-                    key.key.truncate(params, l)?;
-                }
+                levels.cut_galois(params, k, &mut key)?;
                 keys.galois.insert(k, key);
             }
         }
@@ -500,13 +502,11 @@ impl EvalKeys {
 
     /// Cuts every key named in `levels` to its level ([`KeySwitchKey::truncate`]).
     pub fn truncate(&mut self, params: &Params, levels: &KeyLevels) -> Result<(), Error> {
-        if let (Some(r), Some(l)) = (self.relin.as_mut(), levels.relin) {
-            r.0.truncate(params, l)?;
+        if let Some(r) = self.relin.as_mut() {
+            levels.cut_relin(params, r)?;
         }
-        for (k, key) in &mut self.galois {
-            if let Some(&l) = levels.galois.get(k) {
-                key.key.truncate(params, l)?;
-            }
+        for (&k, key) in &mut self.galois {
+            levels.cut_galois(params, k, key)?;
         }
         Ok(())
     }

@@ -900,13 +900,13 @@ impl<R: Representation> Poly<R> {
         Ok(())
     }
 
-    /// Drops Q limbs down to `level` (keeps the P limbs if extended). Never allocates.
     /// Releases the memory of limbs dropped by [`Poly::drop_to_level`] (kept by default, so
     /// that a buffer can grow back without allocating).
     pub fn shrink_to_fit(&mut self) {
         self.data.shrink_to_fit();
     }
 
+    /// Drops Q limbs down to `level` (keeps the P limbs if extended). Never allocates.
     pub fn drop_to_level(&mut self, level: usize) -> Result<(), Error> {
         if level > self.level() {
             return Err(Error::LevelTooLow {

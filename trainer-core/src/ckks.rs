@@ -66,9 +66,7 @@ pub fn bootstrap_key_levels(
     top: usize,
 ) -> KeyLevels {
     let mut levels = boot.key_levels();
-    let mut trainer = KeyLevels::default();
-    trainer.use_rotations(params, &layout.all_steps(), top);
-    levels.merge(&trainer);
+    levels.use_rotations(params, &layout.all_steps(), top);
     levels
 }
 

@@ -672,6 +672,13 @@ mod tests {
             .collect()
     }
 
+    /// The real parts of the output vectors' slots.
+    fn real_parts(out: &[MirrorVector<Complex>]) -> Vec<Vec<f64>> {
+        out.iter()
+            .map(|v| v.values.iter().map(|z| z.re).collect())
+            .collect()
+    }
+
     /// The largest distance of the output vectors from the real vectors `want` (imaginary
     /// parts included).
     fn distance(got: &[MirrorVector<Complex>], want: &[Vec<f64>]) -> f64 {
@@ -732,11 +739,7 @@ mod tests {
                 distance(&out, &want)
             );
             assert!(out.iter().all(|v| v.level == top - Shape::ABT_DEPTH));
-            let re: Vec<Vec<f64>> = out
-                .iter()
-                .map(|v| v.values.iter().map(|z| z.re).collect())
-                .collect();
-            let back = sh.decode_classes(&re).unwrap();
+            let back = sh.decode_classes(&real_parts(&out)).unwrap();
             assert!(back.iter().zip(&logits).all(|(g, w)| (g - w).abs() < 1e-9));
 
             for variant in [AtbVariant::FewestOps, AtbVariant::SaveLevel] {
@@ -751,11 +754,7 @@ mod tests {
                 assert!(distance(&out, &want) < 1e-9, "{sh:?} {variant:?}");
                 let level = top - 3 - sh.atb_turn_depth(variant) - 2;
                 assert!(out.iter().all(|v| v.level == level), "{variant:?}");
-                let re: Vec<Vec<f64>> = out
-                    .iter()
-                    .map(|v| v.values.iter().map(|z| z.re).collect())
-                    .collect();
-                let back = sh.decode_model(&re).unwrap();
+                let back = sh.decode_model(&real_parts(&out)).unwrap();
                 assert!(back.iter().zip(&grad).all(|(g, w)| (g - w).abs() < 1e-9));
             }
         }
